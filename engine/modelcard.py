@@ -35,6 +35,7 @@ class ModelCard:
         sha256: sha256 of that file.
         onnx_fp16: optional file name of the fp16 ONNX model.
         sha256_fp16: its sha256.
+        weights: optional PyTorch state dict (``.pth``) for the torch backend.
         params: number of parameters.
         macs_720p: multiply-accumulates for one 1280×720 frame.
         training: data, recipe and config the weights came from.
@@ -51,6 +52,7 @@ class ModelCard:
     sha256: str
     onnx_fp16: str | None = None
     sha256_fp16: str | None = None
+    weights: str | None = None
     params: int | None = None
     macs_720p: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +70,11 @@ class ModelCard:
     def onnx_fp16_path(self) -> Path | None:
         """Absolute path of the fp16 ONNX file, if the model has one."""
         return self._resolve(self.onnx_fp16) if self.onnx_fp16 else None
+
+    @property
+    def weights_path(self) -> Path | None:
+        """Absolute path of the PyTorch weights, if the model ships them."""
+        return self._resolve(self.weights) if self.weights else None
 
     def _resolve(self, name: str) -> Path:
         base = self.path.parent if self.path is not None else Path.cwd()
