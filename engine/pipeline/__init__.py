@@ -1,0 +1,1 @@
+"""Frame pre- and post-processing, tiling and batching around a backend."""

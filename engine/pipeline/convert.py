@@ -1,0 +1,92 @@
+"""uint8 RGB frames ↔ the float tensors a network takes, with buffers reused between frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """H and W rounded up to ``multiple``."""
+    return -(-height // multiple) * multiple, -(-width // multiple) * multiple
+
+
+class FrameConverter:
+    """Converts uint8 NHWC frames to the model's float NCHW input and back, reusing buffers.
+
+    Pre-processing: reflect-pad bottom/right to the model's multiple only when needed, scale
+    0…255 to the model's value range, NHWC → NCHW. Post-processing: NCHW → NHWC, map back to
+    0…255, clamp, round half to even, crop, uint8. Buffers are allocated once per input shape
+    and reused for every later batch of that shape.
+
+    Args:
+        input_range: the model's value range ``(low, high)``.
+        multiple: H and W are padded to a multiple of this.
+        dtype: float dtype of the model input (float32, or float16 for fp16 graphs).
+
+    Shape:
+        - frames: :math:`(N, H, W, 3)` uint8
+        - model input: :math:`(N, 3, H_p, W_p)` with :math:`H_p, W_p` multiples of ``multiple``
+    """
+
+    def __init__(
+        self, input_range: tuple[float, float], multiple: int, dtype: type = np.float32
+    ) -> None:
+        lo, hi = (float(v) for v in input_range)
+        if not hi > lo:
+            raise ValueError(f"input_range must be (low, high) with low < high, got {input_range}")
+        self.low, self.high = lo, hi
+        self.multiple = int(multiple)
+        self.dtype = np.dtype(dtype)
+        self._scale = (hi - lo) / 255.0
+        self._shape: tuple[int, ...] | None = None
+        self._padded: np.ndarray | None = None  # uint8 NHWC, padded
+        self._input: np.ndarray | None = None  # float NCHW
+        self._work: np.ndarray | None = None  # float32 NHWC, padded
+        self._output: np.ndarray | None = None  # uint8 NHWC, cropped
+
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        n, h, w, _ = shape
+        hp, wp = padded_size(h, w, self.multiple)
+        self._padded = np.empty((n, hp, wp, 3), np.uint8) if (hp, wp) != (h, w) else None
+        self._input = np.empty((n, 3, hp, wp), self.dtype)
+        self._work = np.empty((n, hp, wp, 3), np.float32)
+        self._output = np.empty((n, h, w, 3), np.uint8)
+        self._shape = shape
+
+    def to_input(self, frames: np.ndarray) -> np.ndarray:
+        """The model input for ``frames`` (a reused buffer: valid until the next call)."""
+        if frames.shape != self._shape:
+            self._allocate(frames.shape)
+        src = frames
+        if self._padded is not None:
+            _reflect_pad_into(frames, self._padded)
+            src = self._padded
+        work = self._work
+        np.multiply(src, self._scale, out=work, dtype=np.float32)
+        work += self.low
+        self._input[...] = work.transpose(0, 3, 1, 2)
+        return self._input
+
+    def to_frames(self, output: np.ndarray) -> np.ndarray:
+        """uint8 frames from the model output (a reused buffer: valid until the next call)."""
+        _, h, w, _ = self._shape
+        work = self._work
+        work[...] = output.transpose(0, 2, 3, 1)
+        work -= self.low
+        work *= 1.0 / self._scale
+        np.clip(work, 0.0, 255.0, out=work)
+        np.rint(work, out=work)
+        self._output[...] = work[:, :h, :w]
+        return self._output
+
+
+def _reflect_pad_into(frames: np.ndarray, out: np.ndarray) -> None:
+    """Copy ``frames`` to the top-left of ``out``, the rest by reflection (edge not repeated)."""
+    _, h, w, _ = frames.shape
+    _, hp, wp, _ = out.shape
+    if hp - h >= h or wp - w >= w:
+        raise ValueError(f"a {w}×{h} frame is too small to reflect-pad to {wp}×{hp}")
+    out[:, :h, :w] = frames
+    # Row h + i mirrors row h - 2 - i: a reversed view starting one row above the edge.
+    out[:, h:, :w] = frames[:, h - 2 :: -1][:, : hp - h]
+    out[:, :, w:] = out[:, :, w - 2 :: -1][:, :, : wp - w]
