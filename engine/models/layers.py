@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -177,3 +178,53 @@ def res_stack(
 ) -> nn.Sequential:
     """``num_res`` :class:`ResBlock` in a row (an encoder or decoder level)."""
     return nn.Sequential(*(ResBlock(channels, kernel_size, relu_after) for _ in range(num_res)))
+
+
+def dense_kernel(conv: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The k×k kernel (and bias) of a :func:`conv_kxk` module, dense or depthwise-separable.
+
+    A depthwise k×k followed by a pointwise 1×1 with nothing between them is the dense
+    convolution whose kernel is ``pw[o, c] * dw[c]``.
+    """
+    if isinstance(conv, nn.Conv2d):
+        return conv.weight, conv.bias
+    dw, pw = conv
+    return pw.weight[:, :, 0, 0, None, None] * dw.weight[None, :, 0], pw.bias
+
+
+# Row/column taps of a 3×3 kernel applied to a nearest-×2-upsampled map, expressed on the
+# low-resolution map for output phase 0 and 1: phase 0 reads rows (i-1, i, i), phase 1
+# reads (i, i, i+1). _PHASE_TAPS[a][low, high].
+_PHASE_TAPS = ((1, 0, 0), (0, 1, 1), (0, 0, 0)), ((0, 0, 0), (1, 1, 0), (0, 0, 1))
+
+
+def conv3x3_of_upsampled(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``conv3x3(nearest_upsample_x2(x))`` computed at the low resolution (polyphase).
+
+    Each of the four output phases of a zero-padded 3×3 convolution over a nearest-upsampled
+    map is a 3×3 convolution (with some taps merged or zero) over the map itself, so one
+    convolution with 4× the output channels followed by a pixel shuffle gives exactly the same
+    result without ever materialising the upsampled input (for the final layer of the FPN
+    generators: a 32-channel full-resolution tensor that costs more than the convolution).
+
+    Args:
+        x: the low-resolution map.
+        weight: 3×3 kernel of the convolution that follows the upsampling.
+        bias: its bias, or ``None``.
+
+    Returns:
+        The convolution's output at twice the resolution of ``x``.
+
+    Shape:
+        - x: :math:`(N, C, H, W)`
+        - weight: :math:`(O, C, 3, 3)`
+        - output: :math:`(N, O, 2H, 2W)`
+    """
+    taps = weight.new_tensor(_PHASE_TAPS)
+    # kernel[o, a, b] = taps[a] @ weight[o, c] @ taps[b]^T, ordered o*4 + a*2 + b for the shuffle
+    phased = torch.einsum("aup,ocpq,bvq->oabcuv", taps, weight, taps)
+    phased = phased.reshape(weight.shape[0] * 4, weight.shape[1], 3, 3)
+    phased_bias = None if bias is None else bias.repeat_interleave(4)
+    return F.pixel_shuffle(F.conv2d(x, phased, phased_bias, padding=1), 2)
