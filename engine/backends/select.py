@@ -1,0 +1,136 @@
+"""Choosing a backend: an explicit fall-back chain that says what it picked and why."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.backends.base import Backend, BackendUnavailableError
+from engine.modelcard import ModelCard
+
+# (label, backend, device, precision) in the order ``auto`` tries them.
+AUTO_CHAIN = (
+    ("TensorRT", "tensorrt", "cuda", "fp16"),
+    ("ONNX Runtime CUDA", "onnxruntime", "cuda", "fp16"),
+    ("torch CUDA", "torch", "cuda", "fp16"),
+    ("ONNX Runtime CPU", "onnxruntime", "cpu", "fp32"),
+)
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+
+
+@dataclass
+class Selection:
+    """The backend picked and the reasons the ones before it were skipped."""
+
+    backend: Backend
+    label: str
+    skipped: list[tuple[str, str]]
+
+    def describe(self) -> str:
+        """One line: what was picked, and why each earlier candidate was skipped."""
+        b = self.backend
+        line = f"backend: {self.label} ({b.precision}, {b.device})"
+        if self.skipped:
+            reasons = "; ".join(f"{label}: {why}" for label, why in self.skipped)
+            line += f" — skipped {reasons}"
+        return line
+
+
+def _build_onnxruntime(card: ModelCard, device: str, precision: str, **options) -> Backend:
+    module = importlib.import_module("engine.backends.onnxruntime_backend")
+    return module.OnnxRuntimeBackend.from_card(card, device=device, precision=precision, **options)
+
+
+def _build_tensorrt(card: ModelCard, device: str, precision: str, **options) -> Backend:
+    module = importlib.import_module("engine.backends.tensorrt_backend")
+    return module.TensorRTBackend.from_card(card, device=device, precision=precision, **options)
+
+
+def _build_torch(card: ModelCard, device: str, precision: str, **options) -> Backend:
+    # Imported by name: the torch backend is the one engine module allowed to need torch.
+    try:
+        module = importlib.import_module("engine.backends.torch_backend")
+    except ModuleNotFoundError as exc:
+        raise BackendUnavailableError(
+            f"PyTorch is not installed ({exc.name}); pip install 'rtdeblur[train]'"
+        ) from None
+    weights = card.weights_path
+    if weights is None:
+        raise BackendUnavailableError(f"model {card.name!r} ships no PyTorch weights")
+    return module.TorchBackend.from_architecture(
+        card.architecture, weights, device=device, precision=precision, **options
+    )
+
+
+# The knobs each backend understands; others are dropped, so that ``auto`` can pass one
+# option set down a chain of different backends.
+_OPTIONS = {
+    "onnxruntime": {"threads"},
+    "tensorrt": {"cache_dir", "workspace_bytes"},
+    "torch": {"cuda_graphs", "channels_last"},
+}
+
+_BUILDERS: dict[str, Callable[..., Backend]] = {
+    "onnxruntime": _build_onnxruntime,
+    "tensorrt": _build_tensorrt,
+    "torch": _build_torch,
+}
+
+
+def _fp16_fallback(backend: str, card: ModelCard, precision: str) -> str:
+    # ONNX Runtime needs an fp16 file for fp16; without one it runs the fp32 graph.
+    if backend == "onnxruntime" and precision == "fp16" and card.onnx_fp16 is None:
+        return "fp32"
+    return precision
+
+
+def select_backend(
+    card: ModelCard,
+    backend: str = "auto",
+    device: str | None = None,
+    precision: str | None = None,
+    **options,
+) -> Selection:
+    """Build the requested backend, or with ``"auto"`` the first that works on this machine.
+
+    ``auto`` walks TensorRT → ONNX Runtime CUDA → torch CUDA → ONNX Runtime CPU; each
+    candidate that cannot run raises :class:`BackendUnavailableError`, whose message is kept
+    as the reason it was skipped.
+
+    Args:
+        card: the model to run.
+        backend: ``"auto"``, ``"tensorrt"``, ``"onnxruntime"`` or ``"torch"``.
+        device: ``"cpu"`` or ``"cuda[:N]"`` for an explicit backend (default: its usual one).
+        precision: ``"fp32"``, ``"fp16"``, ``"bf16"`` or ``"int8"`` for an explicit backend.
+        **options: backend knobs passed through (e.g. ``cuda_graphs`` for torch).
+
+    Returns:
+        The :class:`Selection`.
+
+    Raises:
+        BackendUnavailableError: an explicit backend cannot run, or (``auto``) none can,
+            with every reason.
+        ValueError: unknown backend name.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        chain = [(lbl, b, device or d, precision or p) for lbl, b, d, p in AUTO_CHAIN]
+    else:
+        default_device = "cpu" if backend == "onnxruntime" else "cuda"
+        dev = device or default_device
+        prec = precision or ("fp32" if dev == "cpu" else "fp16")
+        label = {"onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT", "torch": "torch"}[backend]
+        chain = [(f"{label} {'CPU' if dev == 'cpu' else 'CUDA'}", backend, dev, prec)]
+    skipped: list[tuple[str, str]] = []
+    for label, name, dev, prec in chain:
+        try:
+            own = {k: v for k, v in options.items() if k in _OPTIONS[name]}
+            built = _BUILDERS[name](card, dev, _fp16_fallback(name, card, prec), **own)
+        except BackendUnavailableError as exc:
+            skipped.append((label, str(exc)))
+            continue
+        return Selection(built, label, skipped)
+    reasons = "; ".join(f"{label}: {why}" for label, why in skipped)
+    raise BackendUnavailableError(f"no backend can run model {card.name!r} here ({reasons})")
