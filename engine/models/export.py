@@ -149,3 +149,14 @@ def export_with_card(
     )
     card.save(path.with_suffix(".json"))
     return card
+
+
+def export_registered(name: str, path: str | os.PathLike, seed: int = 0) -> ModelCard:
+    """Build the registered network ``name`` with seeded random weights and export it with a card.
+
+    For benchmarks and plumbing tests: speed and shapes do not depend on the weights.
+    """
+    from engine.models.registry import create_model
+
+    torch.manual_seed(seed)
+    return export_with_card(create_model(name), name, path)
