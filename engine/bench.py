@@ -248,12 +248,12 @@ def format_table(results: list[BenchResult]) -> str:
                 r.precision,
                 r.size,
                 str(r.batch),
-                "—" if r.fps is None else f"{r.fps:.1f}",
-                "—" if r.p50_ms is None else f"{r.p50_ms:.1f}",
-                "—" if r.p95_ms is None else f"{r.p95_ms:.1f}",
-                "—" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
-                "—" if r.peak_gpu_mb is None else f"{r.peak_gpu_mb:.0f}",
-                "—" if r.vs_reference is None else f"{r.vs_reference:.2f}",
+                _fmt(r.fps, 1),
+                _fmt(r.p50_ms, 1),
+                _fmt(r.p95_ms, 1),
+                _fmt(r.peak_rss_mb, 0),
+                _fmt(r.peak_gpu_mb, 0),
+                _fmt(r.vs_reference, 2),
                 r.note[:90],
             )
         )
@@ -263,6 +263,50 @@ def format_table(results: list[BenchResult]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def format_markdown(
+    results: list[BenchResult], machine: str, soak_report: dict | None, args: argparse.Namespace
+) -> str:
+    """The results as a Markdown table, with the machine and the command that produced them."""
+    cols = ("model", "backend", "device", "precision", "size", "batch", "fps", "p50 ms")
+    cols += ("p95 ms", "peak RSS MB", "peak GPU MB", "× reference", "note")
+    lines = [
+        f"Machine: {machine}. Runs per configuration: {args.runs} after {args.warmup} warm-up.",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    for r in results:
+        cells = (
+            r.model,
+            r.backend,
+            r.device,
+            r.precision,
+            r.size,
+            str(r.batch),
+            _fmt(r.fps, 1),
+            _fmt(r.p50_ms, 1),
+            _fmt(r.p95_ms, 1),
+            _fmt(r.peak_rss_mb, 0),
+            _fmt(r.peak_gpu_mb, 0),
+            _fmt(r.vs_reference, 2),
+            r.note.replace("|", "/")[:120],
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    if soak_report:
+        s = soak_report
+        lines += [
+            "",
+            f"Soak: {s['frames']} frames in {s['seconds']:.0f} s; resident memory "
+            f"{s['rss_samples'][0][1]:.1f} → {s['rss_samples'][-1][1]:.1f} MB; "
+            f"slope after warm-up {s['slope_mb_per_min']:+.3f} MB/min.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -290,6 +334,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-reference", action="store_true", help="skip the reference path")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     p.add_argument(
         "--soak",
         type=float,
@@ -367,6 +412,9 @@ def run(args: argparse.Namespace) -> int:
                 "rss_samples": samples,
                 "slope_mb_per_min": slope,
             }
+    if args.markdown:
+        Path(args.markdown).write_text(format_markdown(results, machine, soak_report, args))
+        print(f"wrote {args.markdown}")
     if args.json:
         payload = {"machine": machine, "results": [asdict(r) for r in results], "soak": soak_report}
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
