@@ -62,6 +62,21 @@ class Backend(Protocol):
         ...
 
 
+class ClosingBackend:
+    """Mixin: a backend used in a ``with`` block is closed at its end."""
+
+    def close(self) -> None:  # pragma: no cover - every backend defines its own
+        raise NotImplementedError
+
+    def __enter__(self):
+        """Return the backend itself."""
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Close the backend."""
+        self.close()
+
+
 def check_frames(frames: np.ndarray) -> None:
     """Raise ``ValueError`` unless ``frames`` is a uint8 (N, H, W, 3) batch."""
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 import onnxruntime as ort
 
-from engine.backends.base import BackendUnavailableError, check_frames
+from engine.backends.base import BackendUnavailableError, ClosingBackend, check_frames
 from engine.modelcard import ModelCard
 from engine.pipeline.convert import FrameConverter
 
@@ -87,7 +86,7 @@ def _parse_device(device: str) -> tuple[str, int]:
     return match[1], int(match[2] or 0)
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ClosingBackend):
     """Runs an exported ONNX model with ONNX Runtime on uint8 RGB frame batches.
 
     Pre- and post-processing go through a :class:`~engine.pipeline.convert.FrameConverter`
@@ -288,19 +287,6 @@ class OnnxRuntimeBackend:
         self._output = None
         # A fresh converter drops the frame-sized buffers the old one held.
         self._converter = FrameConverter(*self._converter_args)
-
-    def __enter__(self) -> OnnxRuntimeBackend:
-        """Use the backend in a ``with`` block that closes it."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the backend."""
-        self.close()
 
     def __repr__(self) -> str:
         """Name, file, device, precision and threads."""

@@ -29,13 +29,13 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from engine.backends import fp16_onnx
-from engine.backends.base import BackendUnavailableError, check_frames
+from engine.backends.base import BackendUnavailableError, ClosingBackend, check_frames
 from engine.modelcard import ModelCard, sha256_of
 from engine.pipeline.convert import FrameConverter, padded_size
 
@@ -445,7 +445,7 @@ class _Slot:
     runtime_cache_saved: bool = False
 
 
-class TensorRTBackend:
+class TensorRTBackend(ClosingBackend):
     """Runs an ONNX model with TensorRT on an NVIDIA GPU.
 
     An engine is built per padded input shape ``(N, H_p, W_p)`` with an optimisation profile
@@ -701,19 +701,6 @@ class TensorRTBackend:
                 self._stream = None
             self._parsed = None
             self._runtime = None
-
-    def __enter__(self) -> TensorRTBackend:
-        """Use the backend in a ``with`` block that closes it."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the backend."""
-        self.close()
 
     def __repr__(self) -> str:
         """Name, file, device, precision and TensorRT flavour."""

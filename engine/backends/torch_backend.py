@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.backends.base import BackendUnavailableError, check_frames
+from engine.backends.base import BackendUnavailableError, ClosingBackend, check_frames
 from engine.pipeline.convert import padded_size
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class TorchBackend:
+class TorchBackend(ClosingBackend):
     """Runs a network of the zoo with PyTorch.
 
     Pre- and post-processing happen on the model's device, so on a GPU only uint8 frames
