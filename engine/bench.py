@@ -234,6 +234,55 @@ def soak(card: ModelCard, backend: str, device: str, precision: str, size, secon
     return frames, samples, slope
 
 
+def process_throughput(
+    card: ModelCard, backend: str, device: str, precision: str, clip: Path, rounds: int = 3
+) -> dict:
+    """``rtdeblur process`` speed on ``clip`` against the backend alone on the same frames.
+
+    Each round times the backend on every decoded frame of the clip (engine only), then runs
+    the offline job on the clip (decode, inference and encode, file written and renamed);
+    alternating the two keeps the ratio fair on a machine whose speed drifts.
+
+    Returns:
+        Per-round fps of both, their medians and the ratio of the medians.
+    """
+    from engine.backends.select import select_backend
+    from engine.pipeline.runner import FramePipeline
+    from engine.process import ProcessOptions, process_files
+    from engine.video.sources import FileSource
+
+    with FileSource(clip) as source:
+        frames = [timed.image for timed in source]
+    backend_obj = select_backend(card, backend, device, precision).backend
+    pipeline = FramePipeline(backend_obj)
+    engine_fps, process_fps = [], []
+    with tempfile.TemporaryDirectory(prefix="rtdeblur-process-bench-") as out:
+        backend_obj.warmup((1, *frames[0].shape))
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for frame in frames:
+                backend_obj.infer(frame[None])
+            engine_fps.append(len(frames) / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            (result,) = process_files([clip], out, pipeline, ProcessOptions(overwrite=True))
+            elapsed = time.perf_counter() - t0
+            if result.status != "ok":
+                raise RuntimeError(f"processing {clip} failed: {result.reason}")
+            process_fps.append(result.frames / elapsed)
+    backend_obj.close()
+    e, p = statistics.median(engine_fps), statistics.median(process_fps)
+    return {
+        "clip": str(clip),
+        "frames": len(frames),
+        "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+        "engine_fps": engine_fps,
+        "process_fps": process_fps,
+        "engine_fps_median": e,
+        "process_fps_median": p,
+        "ratio": p / e,
+    }
+
+
 def format_table(results: list[BenchResult]) -> str:
     """Aligned text table of the results."""
     header = ("model", "backend", "device", "prec", "size", "batch", "fps", "p50 ms", "p95 ms")
@@ -333,6 +382,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch backend on CUDA: capture CUDA graphs (default on)",
     )
     p.add_argument("--no-reference", action="store_true", help="skip the reference path")
+    p.add_argument(
+        "--process-clip",
+        metavar="CLIP",
+        help="also time `rtdeblur process` on CLIP against the first configuration's backend "
+        "alone on the same frames, and print the ratio",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     p.add_argument(
@@ -412,11 +467,38 @@ def run(args: argparse.Namespace) -> int:
                 "rss_samples": samples,
                 "slope_mb_per_min": slope,
             }
+    process_report = None
+    if args.process_clip:
+        card = ModelSource(args.models.split(",")[0], Path(tempfile.mkdtemp())).card()
+        b, p = args.backends.split(",")[0], args.precisions.split(",")[0]
+        process_report = process_throughput(card, b, args.device, p, Path(args.process_clip))
+        r = process_report
+        print(
+            f"\nprocess: {r['frames']} frames of {r['size']} ({Path(r['clip']).name}); "
+            f"rtdeblur process {r['process_fps_median']:.1f} fps vs backend alone "
+            f"{r['engine_fps_median']:.1f} fps: {100 * r['ratio']:.0f} % "
+            f"(medians of {len(r['engine_fps'])} alternating rounds)"
+        )
     if args.markdown:
-        Path(args.markdown).write_text(format_markdown(results, machine, soak_report, args))
+        text = format_markdown(results, machine, soak_report, args)
+        if process_report:
+            r = process_report
+            text += (
+                f"\n`rtdeblur process` on {r['frames']} frames of {r['size']} "
+                f"({Path(r['clip']).name}): {r['process_fps_median']:.1f} fps against the "
+                f"backend alone on the same frames {r['engine_fps_median']:.1f} fps = "
+                f"{100 * r['ratio']:.0f} % (medians of {len(r['engine_fps'])} alternating "
+                "rounds).\n"
+            )
+        Path(args.markdown).write_text(text)
         print(f"wrote {args.markdown}")
     if args.json:
-        payload = {"machine": machine, "results": [asdict(r) for r in results], "soak": soak_report}
+        payload = {
+            "machine": machine,
+            "results": [asdict(r) for r in results],
+            "soak": soak_report,
+            "process": process_report,
+        }
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -51,3 +51,20 @@ def test_bench_rejects_bad_arguments(capsys):
     assert main(["bench", "--sizes", "big"]) == 2
     assert main(["bench", "--runs", "5"]) == 2
     assert "at least 20" in capsys.readouterr().err
+
+
+def test_bench_compares_process_with_the_backend_alone(tmp_path):
+    pytest.importorskip("torch")
+    from tests.engine.video.clips import make_clip
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=6, size=(64, 48))
+    out_json = tmp_path / "bench.json"
+    args = ["bench", "--sizes", "64x48", "--runs", "20", "--no-reference"]
+    assert main([*args, "--process-clip", str(clip), "--json", str(out_json)]) == 0
+    report = json.loads(out_json.read_text())["process"]
+    assert report["frames"] == 6 and report["size"] == "64x48"
+    assert len(report["engine_fps"]) == len(report["process_fps"]) == 3
+    assert report["ratio"] == pytest.approx(
+        report["process_fps_median"] / report["engine_fps_median"]
+    )

@@ -18,6 +18,7 @@ import pytest
 
 from engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engine.cli_process import ProgressPrinter, format_progress, main
+from engine.metrics import psnr
 from engine.modelcard import load_card
 from engine.process import (
     CANCELLED,
@@ -38,7 +39,6 @@ from tests.engine.video.clips import (
     export_test_model,
     make_audio_only,
     make_clip,
-    psnr,
     sha256,
 )
 

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from engine.metrics import psnr
 from engine.video import CameraError, CameraSource, list_cameras
 from engine.video.camera import NO_CAMERAS_MESSAGE, CameraList
-from tests.engine.video.clips import make_clip, psnr
+from tests.engine.video.clips import make_clip
 
 
 def test_camera_source_on_a_file_gives_rgb_frames_and_rates(tmp_path):

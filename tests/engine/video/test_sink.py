@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from engine.metrics import psnr
 from engine.video import (
     ColorInfo,
     FileSource,
@@ -16,7 +17,7 @@ from engine.video import (
     write_image,
 )
 from engine.video.sink import choose_pix_fmt
-from tests.engine.video.clips import audio_seconds, decode_rgb, make_clip, pattern, psnr
+from tests.engine.video.clips import audio_seconds, decode_rgb, make_clip, pattern
 
 
 def _frames(n, h, w, seed=0):

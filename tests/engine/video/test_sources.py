@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from engine.metrics import psnr
 from engine.video import FileSource, ImageFolderSource, SourceError, TimedFrame, probe
-from tests.engine.video.clips import make_audio_only, make_clip, psnr
+from tests.engine.video.clips import make_audio_only, make_clip
 
 SHARED_VIDEO = Path(__file__).parents[4] / "shared" / "data" / "video"
 
