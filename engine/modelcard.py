@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_output
+
 CARD_VERSION = 1
 
 
@@ -89,9 +91,8 @@ class ModelCard:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the card atomically to ``path`` and remember the location."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            tmp.write_text(self.to_json())
         self.path = path
         return path
 

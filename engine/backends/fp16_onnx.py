@@ -18,12 +18,12 @@ The module imports neither torch nor Qt; ``onnx`` and ``onnxruntime`` are import
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.atomic import atomic_output
 from engine.backends.base import BackendUnavailableError
 from engine.pipeline.convert import FrameConverter
 
@@ -84,15 +84,8 @@ def convert_to_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     # Strict type and shape inference over the whole graph: a type mismatch left by the
     # conversion fails here rather than in TensorRT's parser on the user's machine.
     onnx.checker.check_model(converted, full_check=True)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(converted, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(dst) as tmp:
+        onnx.save_model(converted, os.fspath(tmp))
     return dst
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import atomic_output
 from engine.backends.base import BackendUnavailableError
 from engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engine.pipeline.convert import FrameConverter
@@ -214,10 +215,6 @@ def quantize_int8(
     probe.close()
     reader = FrameCalibrationReader(images, graph_input.name, input_range, multiple, size, dtype)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per process, and created by the writer with the user's umask (mkstemp would
-    # leave the finished model readable by its owner only).
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     with tempfile.TemporaryDirectory(prefix="rtdeblur-quant-") as work:
         pre = Path(work) / "preprocessed.onnx"
         try:
@@ -228,7 +225,7 @@ def quantize_int8(
         extra: dict[str, Any] = {}
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
-        try:
+        with atomic_output(dst) as tmp:
             quantize_static(
                 pre,
                 tmp,
@@ -240,10 +237,6 @@ def quantize_int8(
                 calibrate_method=calibrate[method],
                 extra_options=extra,
             )
-            os.replace(tmp, dst)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     return dst
 
 

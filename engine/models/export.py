@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.atomic import atomic_output
 from engine.modelcard import ModelCard, sha256_of
 
 DEFAULT_OPSET = 17
@@ -51,10 +51,8 @@ def export_onnx(
         model.return_all = False
     device = next(model.parameters()).device
     x = torch.rand(1, 3, *sample_size, device=device)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        with warnings.catch_warnings():
+        with atomic_output(path) as tmp, warnings.catch_warnings():
             # The tracer warns about shape arithmetic that it records symbolically; the padding
             # depends on it by design, and the parity checks prove the graph stays dynamic.
             warnings.simplefilter("ignore")
@@ -72,10 +70,7 @@ def export_onnx(
                 },
                 do_constant_folding=True,
             )
-        os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         model.train(was_training)
         if return_all:
             model.return_all = True
