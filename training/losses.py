@@ -449,6 +449,8 @@ def build_loss(config: Mapping[str, Any]) -> CombinedLoss:
             )
         if name not in LOSS_NAMES:
             raise ValueError(f"unknown loss {name!r}; choose from {list(LOSS_NAMES)}")
+        if spec is None:  # a recipe variant switches a term of its base recipe off with null
+            continue
         options = dict(spec) if isinstance(spec, Mapping) else {"weight": spec}
         if "weight" not in options:
             raise ValueError(f"loss {name!r} has no weight")

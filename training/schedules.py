@@ -61,6 +61,8 @@ class LRSchedule:
 
     def __init__(self, kind: str, total_steps: int, warmup: float = 0, **options: Any) -> None:
         kind = str(kind).lower().replace("-", "_")
+        # null leaves an option at its default (a variant can't delete its base's keys).
+        options = {k: v for k, v in options.items() if v is not None}
         if kind not in SCHEDULES:
             raise ValueError(f"unknown schedule {kind!r}; choose from {list(SCHEDULES)}")
         unknown = sorted(set(options) - set(_OPTIONS[kind]))

@@ -176,3 +176,14 @@ def test_perceptual_loss_maps_the_value_range_and_sends_gradients_to_pred_only()
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     assert target.grad is None
     assert all(not p.requires_grad for p in unit.parameters())
+
+
+def test_null_switches_a_term_off():
+    # A recipe variant turns its base recipe's terms off with null.
+    from training.losses import build_loss
+
+    loss = build_loss({"mse": None, "perceptual": None, "charbonnier": 1.0})
+    a, b = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    total, parts = loss(a, b)
+    assert set(parts) == {"charbonnier"}
+    assert float(total) == pytest.approx(float(parts["charbonnier"]))

@@ -323,3 +323,13 @@ def test_two_process_ddp_step_runs_on_gloo(tmp_path):
     # Two ranks × batch 2 × 2 steps of one shared data order.
     assert ckpt["sampler"]["position"] == 8
     assert any(r["kind"] == "val" for r in records)  # rank 0 validated
+
+
+def test_null_in_a_schedule_leaves_the_option_at_its_default():
+    from training.schedules import LRSchedule
+
+    a = LRSchedule("cosine", 100, start=None, end_factor=None)
+    b = LRSchedule("cosine", 100)
+    assert [a.factor(i) for i in (0, 50, 99)] == [b.factor(i) for i in (0, 50, 99)]
+    with pytest.raises(ValueError, match="unknown options"):
+        LRSchedule("cosine", 100, start=0.5)
