@@ -1,5 +1,5 @@
 # Two entry points do all the set-up on a fresh machine (see README, Quick start):
-#   make run    installs the app into .venv and runs the main job
+#   make run    installs the app into .venv and starts it on the bundled sample clip
 #   make test   installs what the tests need and runs lint, import contracts and the suite
 # Both are idempotent: a second run reuses .venv and reinstalls only when pyproject.toml changes.
 
@@ -38,7 +38,7 @@ $(VGG16_CKPT): | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.run-installed
-	$(BIN)/rtdeblur models
+	$(BIN)/rtdeblur app --backend onnxruntime
 
 lint: $(VENV)/.test-installed $(VGG16_CKPT)
 	$(BIN)/ruff check .
