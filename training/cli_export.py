@@ -317,6 +317,8 @@ def _training_section(
         "data": data,
         "validation": config["data"].get("val"),
         "steps": int(ckpt["step"]),
+        "train_seconds": ckpt.get("train_seconds"),
+        "hardware": ckpt.get("hardware"),
         "weights": "ema" if used_ema else "raw",
         "model_kwargs": kwargs,
         "checkpoint": os.path.abspath(source),

@@ -246,6 +246,11 @@ class Trainer:
         _seed_all(self.seed + 1000 * self.ctx.rank)
 
         self.step = 0
+        # Wall time spent in run() over every session of this training (resumes add up), and
+        # the machines it ran on: both go into the model card.
+        self.train_seconds = 0.0
+        self.hardware: list[str] = []
+        self._run_started = time.perf_counter()
         self.last_lr = 0.0
         self.position = 0  # samples consumed by all ranks together
         self.best: dict[str, Any] = {"psnr": -math.inf, "step": None}
@@ -460,6 +465,8 @@ class Trainer:
             "world_size": self.ctx.world_size,
             "best": dict(self.best),
             "metrics": self.last_metrics,
+            "train_seconds": self.train_seconds + (time.perf_counter() - self._run_started),
+            "hardware": list(self.hardware),
         }
         if self.disc_module is not None:
             state.update(
@@ -500,6 +507,8 @@ class Trainer:
             raise ConfigError(str(exc)) from None
         self.best = dict(ckpt.get("best") or self.best)
         self.last_metrics = ckpt.get("metrics")
+        self.train_seconds = float(ckpt.get("train_seconds") or 0.0)
+        self.hardware = list(ckpt.get("hardware") or [])
         rng = ckpt.get("rng") or []
         same_world = int(ckpt.get("world_size", 1)) == self.ctx.world_size
         if rng and same_world:
@@ -731,6 +740,10 @@ class Trainer:
         stop = self.total_steps if until is None else min(int(until), self.total_steps)
         history: list[dict[str, torch.Tensor]] = []
         t_log = time.perf_counter()
+        self._run_started = t_log
+        machine = describe_hardware(self.device, self.ctx.world_size)
+        if machine not in self.hardware:
+            self.hardware.append(machine)
         if self.ctx.is_main and self.step == 0:
             self.log.write(
                 {
@@ -760,6 +773,8 @@ class Trainer:
                     self._barrier()
         finally:
             self.progress.close()
+            self.train_seconds += time.perf_counter() - self._run_started
+            self._run_started = time.perf_counter()
         return {
             "step": self.step,
             "best": dict(self.best),
@@ -773,3 +788,13 @@ class Trainer:
         self._batches = None
         if self.ctx.distributed and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def describe_hardware(device: torch.device, world_size: int) -> str:
+    """The processor (CPU model and cores, or GPU name) a run trains on, for the model card."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{world_size} × {name}" if world_size > 1 else name
+    from engine.bench import describe_machine
+
+    return describe_machine("cpu")

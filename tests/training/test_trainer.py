@@ -333,3 +333,18 @@ def test_null_in_a_schedule_leaves_the_option_at_its_default():
     assert [a.factor(i) for i in (0, 50, 99)] == [b.factor(i) for i in (0, 50, 99)]
     with pytest.raises(ValueError, match="unknown options"):
         LRSchedule("cosine", 100, start=0.5)
+
+
+def test_checkpoints_record_training_time_and_hardware(tmp_path):
+    from training.checkpoint import load_checkpoint
+    from training.trainer import Trainer
+
+    config = _smoke_config("lprn", tmp_path / "run")
+    trainer = Trainer(config, progress=False)
+    try:
+        trainer.fit()
+    finally:
+        trainer.close()
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["train_seconds"] > 0
+    assert ckpt["hardware"] and "cores" in ckpt["hardware"][0]
