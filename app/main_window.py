@@ -62,6 +62,7 @@ from app.backend_choices import (
     precisions_for,
 )
 from app.capture import CaptureThread
+from app.compare_panel import ComparePanel
 from app.comparison_view import ComparisonView, ViewMode
 from app.help_dialog import ShortcutsDialog
 from app.images import display_qimage
@@ -283,6 +284,20 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+
+        # Compare: a second dock, tabbed with the controls; it runs in its own thread on a
+        # fresh reader of the opened clip, with the backend chosen in the side panel.
+        self.compare_panel = ComparePanel(
+            lambda: (self._backend_choice().backend, self._backend_choice().device)
+        )
+        self.compare_dock = QDockWidget("Compare", self)
+        self.compare_dock.setObjectName("compare_dock")
+        self.compare_dock.setWidget(self.compare_panel)
+        self.compare_dock.setFeatures(self.dock.features())
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.compare_dock)
+        self.tabifyDockWidget(self.dock, self.compare_dock)
+        self.dock.raise_()
+        self.source_opened.connect(self.compare_panel.set_source)
 
         self.stats_label = QLabel("No source")
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -751,6 +766,7 @@ class MainWindow(QMainWindow):
         self.panel.model_message.setText(message)
         self.panel.model_message.setVisible(bool(message))
         self.panel.model_list.setVisible(lst.count() > 0)
+        self.compare_panel.set_cards(self.cards)
         self.panel.fit_model_list()
         if not self.cards and not self.passthrough:
             self.view.set_notice("No model: the result shows the original")
@@ -1380,6 +1396,7 @@ class MainWindow(QMainWindow):
             if self._process_dialog is not None:
                 self._process_dialog.close()
             self._stop_capture()
+            self.compare_panel.shutdown()
             self._recording = False
             emit(self._request_shutdown)
             self._worker_thread.quit()
