@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from engine.backends.base import BackendUnavailableError
 from engine.backends.select import BACKENDS, select_backend
 from engine.cli_process import ProgressPrinter
 from engine.compare import (
+    PAIRED_METRICS,
     CompareError,
     CompareProgress,
     format_summary,
@@ -81,6 +83,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=_positive, metavar="N", help="compare the first N frames")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--no-lpips",
+        action="store_true",
+        help="paired mode: skip LPIPS (it needs torch and the VGG16/LPIPS weights files)",
+    )
+
+
+def load_lpips_metric():
+    """The LPIPS frame metric, or ``None`` and the reason it is unavailable.
+
+    LPIPS runs a VGG16 in PyTorch, which the app-only install does not have: the metric is
+    loaded by name, only when asked for, and its absence is reported, not fatal.
+    """
+    try:
+        module = importlib.import_module("engine.models.lpips")
+    except ModuleNotFoundError as exc:
+        return None, f"{exc.name} is not installed; pip install 'rtdeblur[train]'"
+    from engine.assets import AssetNotFoundError
+
+    try:
+        return module.LPIPSFrameMetric(), ""
+    except (AssetNotFoundError, ValueError) as exc:
+        return None, str(exc).splitlines()[0]
 
 
 def _err(message: str) -> None:
@@ -143,12 +168,20 @@ def run(args: argparse.Namespace) -> int:
             )
         )
 
+    metrics = None
+    if args.reference is not None and not args.no_lpips:
+        lpips, why = load_lpips_metric()
+        if lpips is None:
+            _err(f"note: LPIPS left out ({why})")
+        else:
+            metrics = [*PAIRED_METRICS, lpips]
     try:
         result = run_comparison(
             input_path,
             list(zip(names, (s.backend for s in selections), strict=True)),
             args.reference,
             limit=args.limit,
+            metrics=metrics,
             progress=on_progress,
         )
         result.inputs["models"] = ", ".join(names)

@@ -182,9 +182,9 @@ def parity_inputs(photo: Any, input_range: tuple[float, float]) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Export, check, measure and write the card; returns the exit status."""
+    from engine.assets import AssetNotFoundError
     from engine.backends.fp16_onnx import convert_to_fp16, fp16_max_error
     from engine.modelcard import ModelCard, sha256_of
-    from training.assets import AssetNotFoundError
     from training.checkpoint import CheckpointError
     from training.data.paired import DatasetError, read_rgb
     from training.evaluate import structural_kwargs

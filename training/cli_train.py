@@ -64,7 +64,7 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Resolve the config, train, report; returns the exit status."""
-    from training.assets import AssetNotFoundError
+    from engine.assets import AssetNotFoundError
     from training.checkpoint import CheckpointError
     from training.config import ConfigError, load_config
     from training.data import DatasetError

@@ -8,7 +8,7 @@ pre- and post-processing as the engine's backends) or an engine backend
 gain is visible: a network that learned nothing scores the input's numbers.
 
 PSNR and SSIM come from :mod:`engine.metrics` (scikit-image's definitions, on 0…255 values);
-LPIPS is the VGG variant of :mod:`training.lpips` on [0, 1] images (lower is better).
+LPIPS is the VGG variant of :mod:`engine.models.lpips` on [0, 1] images (lower is better).
 """
 
 from __future__ import annotations
@@ -247,8 +247,8 @@ def load_lpips(device: Any = "cpu") -> tuple[Any, str | None]:
     Returns:
         ``(lpips_module_or_None, message_or_None)``.
     """
-    from training.assets import AssetNotFoundError
-    from training.lpips import LPIPS
+    from engine.assets import AssetNotFoundError
+    from engine.models.lpips import LPIPS
 
     try:
         return LPIPS().to(device), None

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.vgg import build_vgg, imagenet_normalize
+from engine.models.vgg import build_vgg, imagenet_normalize
 
 Outputs = torch.Tensor | Sequence[torch.Tensor]
 PixelLoss = Callable[..., torch.Tensor]
@@ -297,9 +297,10 @@ class PerceptualLoss(nn.Module):
 
     Args:
         arch: ``"vgg19"`` (the paper) or ``"vgg16"`` (weights found offline, see
-            :mod:`training.assets`).
+            :mod:`engine.assets`).
         layer: a VGG layer name; the paper's is ``"conv3_3"``, before the ReLU.
-        weights: the VGG weights file; ``None`` looks it up (see :func:`training.vgg.build_vgg`).
+        weights: the VGG weights file; ``None`` looks it up
+            (see :func:`engine.models.vgg.build_vgg`).
         value_range: ``(low, high)`` of the images given to the loss, e.g. ``(-1, 1)`` for
             the DeblurGAN-v2 generators.
         pretrained: ``False`` keeps random VGG weights (tests only).

