@@ -915,15 +915,13 @@ class MainWindow(QMainWindow):
             if card.params:
                 facts.append(f"{card.params / 1e6:.2f} M parameters")
             lines.append(", ".join(facts))
-            if card.training:
-                data = card.training.get("data") or card.training.get("recipe") or ""
-                lines.append(f"Trained on: {data}" if data else "Training recorded in its card")
-            else:
-                lines.append("Untrained weights: its card records no training.")
-            if card.metrics:
-                lines.append(
-                    "Metrics: " + ", ".join(f"{k} {v}" for k, v in list(card.metrics.items())[:4])
-                )
+            lines.append(_training_line(card.training))
+            metrics = card.metrics or {}
+            if isinstance(metrics.get("psnr"), (int, float)):
+                line = f"Validation PSNR {metrics['psnr']:.2f} dB"
+                if isinstance(metrics.get("psnr_gain"), (int, float)):
+                    line += f" ({metrics['psnr_gain']:+.2f} dB over the blurry input)"
+                lines.append(line)
             text = "\n".join(lines)
         else:
             text = ""
@@ -1406,3 +1404,19 @@ class MainWindow(QMainWindow):
             if self._error_box is not None:
                 self._error_box.close()
         super().closeEvent(event)
+
+
+def _training_line(training: dict | None) -> str:
+    """One readable line about how a card's weights were trained."""
+    if not training:
+        return "Untrained weights: its card records no training."
+    recipe = training.get("recipe") or "unknown recipe"
+    variant = training.get("variant")
+    steps = training.get("steps")
+    data = training.get("data") or {}
+    source = "synthetic blur" if data.get("type") == "synthetic" else "paired photos"
+    parts = [f"Trained with {recipe}" + (f" ({variant})" if variant else "")]
+    if steps:
+        parts.append(f"{steps} steps")
+    parts.append(f"on {source}")
+    return ", ".join(parts) + "."
