@@ -309,16 +309,30 @@ def _training_section(
             degradation=train.get("degradation"),
             crop=train.get("crop"),
         )
+        if train.get("pool"):
+            data["pool"] = train["pool"]
     source_info = config.get("source") or {}
+    # Steps, time and hardware of this run and of the runs it started from (model.init).
+    steps, seconds, hardware = int(ckpt["step"]), ckpt.get("train_seconds"), []
+    hardware += ckpt.get("hardware") or []
+    init = ckpt.get("init")
+    while init:
+        steps += int(init.get("steps") or 0)
+        if seconds is not None and init.get("train_seconds") is not None:
+            seconds += float(init["train_seconds"])
+        hardware += [h for h in init.get("hardware") or [] if h not in hardware]
+        init = init.get("init")
     return {
         "recipe": config.get("name"),
         "recipe_file": source_info.get("file"),
         "variant": config.get("variant"),
         "data": data,
         "validation": config["data"].get("val"),
-        "steps": int(ckpt["step"]),
-        "train_seconds": ckpt.get("train_seconds"),
-        "hardware": ckpt.get("hardware"),
+        "steps": steps,  # with those of the runs it started from
+        "run_steps": int(ckpt["step"]),
+        "train_seconds": seconds,
+        "hardware": hardware,
+        "initialised_from": ckpt.get("init"),
         "weights": "ema" if used_ema else "raw",
         "model_kwargs": kwargs,
         "checkpoint": os.path.abspath(source),

@@ -47,7 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # Relative to the working directory; None gives runs/<name>[-<variant>].
     "out_dir": None,
     "seed": 0,
-    "model": {"name": None, "kwargs": {}},
+    # init: a checkpoint (rtdeblur train's .pt, or a plain state dict) whose weights the
+    # network starts from; optimiser, schedule and step start afresh.
+    "model": {"name": None, "kwargs": {}, "init": None},
     "data": {
         "train": {
             "type": "synthetic",
@@ -61,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
             "flips": True,
             "rotations": True,
             "cache_photos": False,
+            # {count: N, crop: C[, dir: FOLDER, workers: W]}: synthesise N pairs of C×C once
+            # (reused by later runs) and train on random `crop` windows of them.
+            "pool": None,
         },
         "val": {
             "type": "synthetic",
@@ -99,6 +104,8 @@ DEFAULTS: dict[str, Any] = {
         "val_every": 1000,
         "checkpoint_every": 1000,
         "deterministic": False,
+        # NHWC activations and weights: faster convolutions on CPUs and on tensor cores.
+        "channels_last": False,
     },
     "variant": None,
     "source": None,
@@ -320,6 +327,40 @@ def imagenet_backbone_weights(model_name: str) -> str:
     )
 
 
+_POOL_KEYS = {"count", "crop", "dir", "workers"}
+
+
+def _check_pool(section: dict[str, Any]) -> None:
+    """Check and normalise ``data.train.pool`` (a synthetic section's pre-synthesised pool)."""
+    pool = section["pool"]
+    if not isinstance(pool, Mapping):
+        raise ConfigError(
+            f"data.train.pool must be null or a mapping like {{count: 20000, crop: 160}}, "
+            f"got {pool!r}"
+        )
+    pool = section["pool"] = dict(pool)
+    unknown = sorted(set(pool) - _POOL_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"data.train.pool: unknown key(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(_POOL_KEYS))})"
+        )
+    if section["type"] != "synthetic":
+        raise ConfigError("data.train.pool needs data.train.type synthetic")
+    for key in ("count", "crop"):
+        if pool.get(key) is None:
+            raise ConfigError(f"data.train.pool.{key} is missing")
+        pool[key] = _positive_int(pool[key], f"data.train.pool.{key}")
+    if pool.get("workers") is not None:
+        pool["workers"] = _positive_int(pool["workers"], "data.train.pool.workers")
+    crop = section.get("crop")
+    if not isinstance(crop, int) or crop > pool["crop"]:
+        raise ConfigError(
+            f"data.train.crop ({crop!r}) must be a square side no larger than "
+            f"data.train.pool.crop ({pool['crop']})"
+        )
+
+
 def validate_config(config: dict[str, Any], check_paths: bool = True) -> None:
     """Check a config filled with defaults; clear errors name the key.
 
@@ -342,6 +383,11 @@ def validate_config(config: dict[str, Any], check_paths: bool = True) -> None:
     if not isinstance(model.get("kwargs") or {}, Mapping):
         raise ConfigError(f"model.kwargs must be a mapping, got {model['kwargs']!r}")
     model["kwargs"] = dict(model.get("kwargs") or {})
+    init = model.get("init")
+    if init is not None and not isinstance(init, str):
+        raise ConfigError(f"model.init must be null or a checkpoint path, got {init!r}")
+    if init is not None and check_paths and not Path(init).is_file():
+        raise ConfigError(f"model.init: checkpoint not found: {init}")
 
     data = config["data"]
     data["batch_size"] = _positive_int(data["batch_size"], "data.batch_size")
@@ -361,6 +407,8 @@ def validate_config(config: dict[str, Any], check_paths: bool = True) -> None:
             raise ConfigError(f"{key}.root is missing: the folder of {part} images")
         if check_paths and not Path(section["root"]).is_dir():
             raise ConfigError(f"{key}.root: data folder not found: {section['root']}")
+        if part == "train" and section.get("pool") is not None:
+            _check_pool(section)
         if part == "val":
             section["per_image"] = _positive_int(section["per_image"], f"{key}.per_image")
             section["batch_size"] = _positive_int(section["batch_size"], f"{key}.batch_size")
@@ -426,6 +474,11 @@ def resolve_config(
         section = config["data"].get(part)
         if isinstance(section, dict):
             section["root"] = _resolve_path(section.get("root"), base, f"data.{part}.root")
+            pool = section.get("pool")
+            if isinstance(pool, dict) and isinstance(pool.get("dir"), str):
+                pool["dir"] = _resolve_path(pool["dir"], base, f"data.{part}.pool.dir")
+    if isinstance(config["model"].get("init"), str):
+        config["model"]["init"] = _resolve_path(config["model"]["init"], base, "model.init")
     kwargs = config["model"].get("kwargs")
     if isinstance(kwargs, dict) and isinstance(kwargs.get("backbone_weights"), str):
         if kwargs["backbone_weights"] == "imagenet":

@@ -44,6 +44,16 @@ def _f(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def _lineage(training: dict) -> str:
+    """``variant`` of the run, after the variants of the runs it started from (model.init)."""
+    names = [training.get("variant") or "paper"]
+    init = training.get("initialised_from")
+    while init:
+        names.append((init.get("variant") or "paper") if init.get("recipe") else "weights file")
+        init = init.get("init")
+    return " after ".join(names)
+
+
 def model_rows(cards: list[ModelCard]) -> list[str]:
     """One Markdown table row per card."""
     rows = []
@@ -69,8 +79,7 @@ def model_rows(cards: list[ModelCard]) -> list[str]:
                     f"{_f(gain, '+.2f')} dB / {_f(target, '+.1f')} dB: {verdict}",
                     f"{_f(m.get('ssim'), '.4f')} ({_f(m.get('ssim_input'), '.4f')})",
                     f"{_f(m.get('lpips'), '.4f')} ({_f(m.get('lpips_input'), '.4f')})",
-                    f"{t.get('recipe', '—')}/{t.get('variant') or 'paper'}, "
-                    f"{t.get('steps', '—')} steps",
+                    f"{t.get('recipe', '—')}/{_lineage(t)}, {t.get('steps', '—')} steps",
                     f"{_f(None if seconds is None else seconds / 60, '.0f')} min on {hardware}",
                 ]
             )

@@ -27,6 +27,8 @@ shard of the data order, rank 0 logs, validates and saves.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
 import random
@@ -43,6 +45,7 @@ from torch import nn
 
 from engine.models import create_model, get_spec
 from training.checkpoint import (
+    CheckpointError,
     capture_rng_state,
     link_checkpoint,
     load_checkpoint,
@@ -166,35 +169,101 @@ def build_optimizer(params: Any, config: Mapping[str, Any]) -> torch.optim.Optim
     raise ConfigError(f"optimizer.type must be adam, adamw or sgd, got {kind!r}")
 
 
+def _synthetic_dataset(section: Mapping[str, Any], seed: int, **overrides: Any) -> Any:
+    from training.data import SyntheticBlurDataset
+
+    options = {
+        "crop": section.get("crop", 256),
+        "weights": section.get("weights"),
+        "length": section.get("length"),
+        "synthesis": section.get("synthesis"),
+        "degradation": section.get("degradation", {}),
+        "colour_jitter": section.get("colour_jitter", {}),
+        "flips": bool(section.get("flips", True)),
+        "rotations": bool(section.get("rotations", True)),
+        "cache_photos": bool(section.get("cache_photos", False)),
+    }
+    options.update(overrides)
+    return SyntheticBlurDataset(section["root"], seed=seed, **options)
+
+
+def prepare_pool(
+    section: dict[str, Any],
+    seed: int,
+    pools_root: str | os.PathLike,
+    write: bool = True,
+    progress: ProgressBar | None = None,
+) -> Path:
+    """Write (or find) the pre-synthesised pool a ``data.train.pool`` section asks for.
+
+    The pool's folder is ``pool.dir`` when given, else ``pools_root/<hash of its settings>``
+    (so pools of other settings never overwrite each other); the folder chosen is stored back
+    in ``section["pool"]["dir"]``, and so in the run's config and model card.
+
+    Args:
+        section: the resolved ``data.train`` section (type synthetic, with a ``pool``).
+        seed: the run's seed (the pool's seed too).
+        pools_root: where pools without a ``dir`` go.
+        write: False only finds the folder (other DDP ranks wait for rank 0 to write it).
+        progress: where to report synthesis progress.
+
+    Returns:
+        The pool's folder.
+    """
+    from training.data.synthetic import pool_settings, write_training_pool
+
+    pool = section["pool"]
+    ds = _synthetic_dataset(
+        section, seed, crop=pool["crop"], length=pool["count"], cache_photos=True
+    )
+    if pool.get("dir"):
+        folder = Path(pool["dir"])
+    else:
+        digest = hashlib.sha1(json.dumps(pool_settings(ds), sort_keys=True).encode()).hexdigest()[
+            :12
+        ]
+        folder = Path(pools_root) / f"pool-{digest}"
+    pool["dir"] = os.fspath(folder)
+    if write:
+        started = time.perf_counter()
+        shown = [-math.inf]
+
+        def report(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if progress is not None and (done == total or now - shown[0] >= 10.0):
+                shown[0] = now
+                rate = done / max(now - started, 1e-9)
+                progress.message(
+                    f"synthesising the training pool {folder}: {done}/{total} pairs "
+                    f"({rate:.0f}/s, ETA {(total - done) / max(rate, 1e-9):.0f} s)"
+                )
+
+        workers = int(pool.get("workers") or os.cpu_count() or 1)
+        write_training_pool(ds, folder, workers=workers, progress=report)
+    return folder
+
+
 def build_train_dataset(section: Mapping[str, Any], seed: int) -> Any:
     """The training dataset a recipe's ``data.train`` section describes.
+
+    A synthetic section with a written ``pool`` (see :func:`prepare_pool`) trains on the
+    pool's pairs, cropped to ``crop`` at random positions.
 
     Raises:
         DatasetError: the folder holds no usable images.
     """
-    from training.data import PairedFolderDataset, SyntheticBlurDataset
+    from training.data import PairedFolderDataset
 
-    if section["type"] == "paired":
+    pool = section.get("pool")
+    if section["type"] == "paired" or pool:
         return PairedFolderDataset(
-            section["root"],
+            pool["dir"] if pool else section["root"],
             crop=section.get("crop"),
             seed=seed,
             flips=bool(section.get("flips", True)),
             rotations=bool(section.get("rotations", True)),
         )
-    return SyntheticBlurDataset(
-        section["root"],
-        crop=section.get("crop", 256),
-        seed=seed,
-        weights=section.get("weights"),
-        length=section.get("length"),
-        synthesis=section.get("synthesis"),
-        degradation=section.get("degradation", {}),
-        colour_jitter=section.get("colour_jitter", {}),
-        flips=bool(section.get("flips", True)),
-        rotations=bool(section.get("rotations", True)),
-        cache_photos=bool(section.get("cache_photos", False)),
-    )
+    return _synthetic_dataset(section, seed)
 
 
 def _needs_all_outputs(loss_config: Mapping[str, Any]) -> bool:
@@ -255,7 +324,13 @@ class Trainer:
         self.position = 0  # samples consumed by all ranks together
         self.best: dict[str, Any] = {"psnr": -math.inf, "step": None}
         self.last_metrics: dict[str, Any] | None = None
-        self.dataset = build_train_dataset(config["data"]["train"], self.seed)
+        train_data = config["data"]["train"]
+        if train_data.get("pool"):
+            pools_root = self.out_dir.parent / "pools"
+            bar = ProgressBar(1, enabled=False, messages=self.ctx.is_main and progress)
+            prepare_pool(train_data, self.seed, pools_root, write=self.ctx.is_main, progress=bar)
+            self._barrier()
+        self.dataset = build_train_dataset(train_data, self.seed)
         checkpoint = load_checkpoint(resume_path) if resume_path else None
         if checkpoint is not None:
             self._load_state(checkpoint)
@@ -310,7 +385,11 @@ class Trainer:
             raise ConfigError(f"model.kwargs: {exc}") from None
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(f"model {name!r}: {exc}") from None
-        model.to(self.device).train()
+        self.init_info = self._load_init(model, cfg["model"].get("init"))
+        self.memory_format = (
+            torch.channels_last if cfg["train"].get("channels_last") else torch.contiguous_format
+        )
+        model.to(self.device, memory_format=self.memory_format).train()
         self.model_module = model
         freeze = self.config["train"]["freeze_backbone"]
         self.freeze_steps = steps_of(freeze, self.total_steps, "train.freeze_backbone")
@@ -351,6 +430,51 @@ class Trainer:
                 self.disc = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
             else:
                 self.disc = disc
+
+    def _load_init(self, model: nn.Module, path: str | None) -> dict[str, Any] | None:
+        """Load the weights of ``model.init`` into ``model``; what the card says about them.
+
+        A training checkpoint gives its EMA weights when it kept them (the ones it validated
+        and would export), else its raw weights; its steps, time and hardware are kept so that
+        the model card can account for the whole training. A plain state dict gives itself.
+        """
+        if not path:
+            return None
+        info: dict[str, Any] = {"checkpoint": os.path.abspath(path)}
+        try:
+            ckpt: Mapping[str, Any] | None = load_checkpoint(path)
+        except CheckpointError:
+            ckpt = None  # perhaps a plain state dict: tried below
+        if ckpt is not None:
+            if ckpt.get("model_name") != self.spec.name:
+                raise ConfigError(
+                    f"model.init: {path} trained {ckpt.get('model_name')!r}, the config builds "
+                    f"{self.spec.name!r}"
+                )
+            state = ckpt["ema"]["module"] if ckpt.get("ema") else ckpt["model"]
+            config = ckpt.get("config") or {}
+            info.update(
+                weights="ema" if ckpt.get("ema") else "raw",
+                steps=int(ckpt["step"]),
+                train_seconds=ckpt.get("train_seconds"),
+                hardware=ckpt.get("hardware"),
+                recipe=config.get("name"),
+                variant=config.get("variant"),
+                best=ckpt.get("best"),
+                init=ckpt.get("init"),
+            )
+        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # torch raises many types for damaged or foreign files
+                raise ConfigError(f"model.init: cannot read {path} ({exc})") from None
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"model.init: {path} does not fit {self.spec.name!r}: {exc}"
+            ) from None
+        return info
 
     def _build_losses(self) -> None:
         from training.losses import build_loss
@@ -467,6 +591,7 @@ class Trainer:
             "metrics": self.last_metrics,
             "train_seconds": self.train_seconds + (time.perf_counter() - self._run_started),
             "hardware": list(self.hardware),
+            "init": self.init_info,
         }
         if self.disc_module is not None:
             state.update(
@@ -564,8 +689,9 @@ class Trainer:
             - batch["blur"], batch["sharp"]: :math:`(N, 3, H, W)`
         """
         dev = self.device
-        blur = self._to_model_range(batch["blur"].to(dev, non_blocking=True))
-        sharp = self._to_model_range(batch["sharp"].to(dev, non_blocking=True))
+        fmt = self.memory_format
+        blur = self._to_model_range(batch["blur"].to(dev, non_blocking=True, memory_format=fmt))
+        sharp = self._to_model_range(batch["sharp"].to(dev, non_blocking=True, memory_format=fmt))
         lr = self.schedule.apply(self.optimizer, self.step)
         with self._autocast():
             outputs = self.model(blur)

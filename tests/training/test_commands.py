@@ -320,3 +320,25 @@ def test_eval_reports_bad_arguments(identity_card, tmp_path, capsys):
     _noisy_pairs(tmp_path / "pairs")
     assert cli(cli_eval, "eval", "--model", "no_model", "--data", tmp_path / "pairs") == 2
     assert "no model named 'no_model'" in capsys.readouterr().err
+
+
+def test_card_accounts_for_the_runs_a_model_started_from(trained, monkeypatch):
+    import training.model_report as report
+
+    ckpt = load_checkpoint(trained)
+    first = {"steps": 100, "train_seconds": 60.0, "hardware": ["cpu A"], "recipe": "lprn",
+             "variant": "cpu", "init": None}  # fmt: skip
+    second = {"steps": 50, "train_seconds": 30.0, "hardware": ["gpu B"], "recipe": "lprn",
+              "variant": None, "init": first}  # fmt: skip
+    ckpt["init"] = second
+    section = cli_export._training_section(ckpt, str(trained), True, {})
+    assert section["steps"] == 2 + 50 + 100 and section["run_steps"] == 2
+    assert section["train_seconds"] == pytest.approx(ckpt["train_seconds"] + 90.0)
+    assert section["hardware"][1:] == ["gpu B", "cpu A"]
+    card = ModelCard(
+        name="m", architecture="lprn", version="1", input_range=[0.0, 1.0], multiple=1,
+        onnx="m.onnx", sha256="0", training=section, metrics={},
+    )  # fmt: skip
+    monkeypatch.setattr(report, "cpu_fps", lambda card: 0.0)  # no ONNX file behind this card
+    (row,) = report.model_rows([card])
+    assert "lprn/smoke after paper after cpu, 152 steps" in row

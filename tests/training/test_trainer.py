@@ -348,3 +348,69 @@ def test_checkpoints_record_training_time_and_hardware(tmp_path):
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["train_seconds"] > 0
     assert ckpt["hardware"] and "cores" in ckpt["hardware"][0]
+
+
+@needs_photos
+def test_pool_training_and_init_from_an_earlier_run(tmp_path):
+    """A run on a pre-synthesised pool, then a second run that starts from its weights."""
+    from training.config import ConfigError
+
+    pool = ["data.train.pool={count: 5, crop: 72, workers: 1}", "data.train.crop=64"]
+    common = ["data.val=null", "adversarial=null", "loss={mse: 1.0}", "train.freeze_backbone=0"]
+    first = Trainer(_smoke_config("fpn_mobilenet_dsc", tmp_path / "a", *common, *pool),
+                    progress=False)  # fmt: skip
+    folder = Path(first.config["data"]["train"]["pool"]["dir"])
+    assert folder.parent == tmp_path / "pools" and len(list((folder / "blur").glob("*"))) == 5
+    assert len(first.dataset) == 5 and first.dataset[0]["blur"].shape == (3, 64, 64)
+    first.fit()
+    first.close()
+    assert f"dir: {folder}" in (tmp_path / "a" / "config.yaml").read_text()
+    stamp = (folder / "meta.json").stat().st_mtime_ns
+
+    init = f"model.init={tmp_path / 'a' / 'last.pt'}"
+    second = Trainer(
+        _smoke_config("fpn_mobilenet_dsc", tmp_path / "b", *common, *pool, init), progress=False
+    )
+    assert (folder / "meta.json").stat().st_mtime_ns == stamp  # the same pool, reused
+    trained = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    state = second.model_module.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in trained.items())
+    assert second.step == 0  # weights only: a new run
+    second.fit()
+    second.close()
+    info = load_checkpoint(tmp_path / "b" / "last.pt")["init"]
+    assert info["steps"] == 3 and info["weights"] == "raw" and info["train_seconds"] > 0
+
+    torch.save(trained, tmp_path / "plain.pth")  # a plain state dict works too
+    plain = f"model.init={tmp_path / 'plain.pth'}"
+    third = Trainer(_smoke_config("fpn_mobilenet_dsc", tmp_path / "c", *common, plain),
+                    progress=False)  # fmt: skip
+    assert torch.equal(third.model_module.state_dict()["smooth.0.0.weight"],
+                       trained["smooth.0.0.weight"])  # fmt: skip
+    third.close()
+
+    other = f"model.init={tmp_path / 'a' / 'last.pt'}"
+    with pytest.raises(ConfigError, match="trained 'fpn_mobilenet_dsc', the config builds 'lprn'"):
+        Trainer(_smoke_config("lprn", tmp_path / "d", "data.val=null", other), progress=False)
+    with pytest.raises(ConfigError, match=r"model\.init: checkpoint not found"):
+        _smoke_config("lprn", tmp_path / "e", "model.init=nowhere.pt")
+    with pytest.raises(ConfigError, match=r"no larger than data\.train\.pool\.crop"):
+        _smoke_config("lprn", tmp_path / "e", "data.train.pool={count: 5, crop: 16}")
+    with pytest.raises(ConfigError, match="unknown key"):
+        _smoke_config("lprn", tmp_path / "e", "data.train.pool={count: 5, crop: 99, size: 1}")
+
+
+@needs_photos
+def test_channels_last_training_matches_the_default_layout(tmp_path):
+    losses = {}
+    for layout in (False, True):
+        config = _smoke_config(
+            "fpn_mobilenet_dsc", tmp_path / f"cl{layout}", "data.val=null", "adversarial=null",
+            "loss={mse: 1.0}", f"train.channels_last={str(layout).lower()}",
+        )  # fmt: skip
+        trainer = Trainer(config, progress=False)
+        trainer.fit()
+        trainer.close()
+        losses[layout] = _losses(tmp_path / f"cl{layout}")
+    assert len(losses[True]) == 3
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)

@@ -24,11 +24,10 @@ the scene at the reference instant): it is never resampled.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
-import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,7 +68,8 @@ from training.data.object_motion import (
     random_object_mask,
     random_object_path,
 )
-from training.data.paired import DatasetError, image_to_tensor, list_images, read_rgb, write_rgb
+from training.data.paired import DatasetError, image_to_tensor, list_images, read_rgb
+from training.data.pairset import write_pair_set
 from training.data.psf import (
     arc_length_subframes,
     blur_kernel_from_trajectory,
@@ -579,56 +579,101 @@ def write_validation_set(
     Raises:
         FileExistsError: ``out_dir`` exists and is not a validation set written here.
     """
-    out_dir = Path(out_dir)
     ds = _validation_dataset(folder, seed, crop, per_image, weights, synthesis, degradation)
-    settings = {
+    return write_pair_set(
+        ds,
+        out_dir,
+        _VALIDATION_MARK,
+        _set_settings(ds, per_image=int(per_image)),
+        functools.partial(_item_name, n_photos=len(ds.photos)),
+    )
+
+
+def _set_settings(ds: SyntheticBlurDataset, **extra: Any) -> dict[str, Any]:
+    """What a written set's pixels depend on: a set with other settings is rebuilt."""
+    return {
         "photos": [[p.name, p.stat().st_size] for p in ds.photos],  # a changed photo rebuilds
-        "seed": int(seed),
+        "seed": ds.seed,
         "crop": list(ds.crop),
-        "per_image": int(per_image),
+        **extra,
         "weights": dict(zip(KINDS, ds.probabilities.tolist(), strict=True)),
         "synthesis": asdict(ds.synthesis),
         "degradation": None if ds.degradation is None else asdict(ds.degradation),
+        "colour_jitter": None if ds.colour_jitter is None else asdict(ds.colour_jitter),
+        "flips": ds.flips,
+        "rotations": ds.rotations,
         # Other versions can change pixels (interpolation, JPEG): rebuild rather than mix.
         "numpy": np.__version__,
         "opencv": cv2.__version__,
     }
-    settings = json.loads(json.dumps(settings))  # tuples → lists, as they read back
-    meta_path = out_dir / "meta.json"
-    if out_dir.exists():
-        try:
-            old = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            old = None
-        if not isinstance(old, dict) or old.get("generator") != _VALIDATION_MARK:
-            raise FileExistsError(f"{out_dir} exists and is not a validation set written here")
-        names = [item["name"] for item in old.get("items", [])]
-        complete = all(
-            (out_dir / sub / f"{n}.png").is_file() for n in names for sub in ("blur", "sharp")
-        )
-        if old.get("settings") == settings and complete and len(names) == len(ds):
-            return out_dir
 
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "blur").mkdir(parents=True)
-    (tmp / "sharp").mkdir()
-    items = []
-    try:
-        for i in range(len(ds)):
-            blur, sharp, meta = ds.sample(i)
-            meta["name"] = _item_name(meta, i, len(ds.photos))
-            write_rgb(tmp / "blur" / f"{meta['name']}.png", blur)
-            write_rgb(tmp / "sharp" / f"{meta['name']}.png", sharp)
-            items.append(meta)
-        document = {"generator": _VALIDATION_MARK, "settings": settings, "items": items}
-        (tmp / "meta.json").write_text(json.dumps(document, indent=1))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)  # a stale set of ours (checked above)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+
+# --- the pre-synthesised training pool ------------------------------------------------------
+
+_POOL_MARK = "rtdeblur synthetic training pool"
+
+
+def _pool_name(meta: Mapping[str, Any], index: int) -> str:
+    return f"{index:06d}"
+
+
+def pool_dataset(
+    folder: str | Path, count: int, crop: int | Sequence[int], seed: int = 0, **options: Any
+) -> SyntheticBlurDataset:
+    """The :class:`SyntheticBlurDataset` whose first ``count`` items (epoch 0) form a pool.
+
+    Args:
+        folder: folder of sharp photos.
+        count: items in the pool (item ``i`` uses photo ``i mod N``).
+        crop: side (or ``(height, width)``) of the stored crops.
+        seed: seed of the pool.
+        **options: the other :class:`SyntheticBlurDataset` arguments (weights, synthesis,
+            degradation, colour_jitter, flips, rotations).
+    """
+    if int(count) < 1:
+        raise ValueError(f"a pool needs at least 1 item, got {count!r}")
+    return SyntheticBlurDataset(
+        folder, crop=crop, seed=seed, length=int(count), cache_photos=True, **options
+    )
+
+
+def pool_settings(ds: SyntheticBlurDataset) -> dict[str, Any]:
+    """The settings a pool made from ``ds`` records (and is reused for)."""
+    return json.loads(json.dumps(_set_settings(ds, count=len(ds))))
+
+
+def write_training_pool(
+    ds: SyntheticBlurDataset,
+    out_dir: str | Path,
+    *,
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Synthesise every item of ``ds`` once and store it as a flat paired folder.
+
+    Training on such a pool (:class:`~training.data.paired.PairedFolderDataset` with a smaller
+    random crop) skips the synthesis in the training loop, which on a small CPU costs as much
+    as the training step of a light network; a pool is also a compact, pre-cropped set to move
+    to another machine. Item ``i`` is :meth:`SyntheticBlurDataset.sample` ``(i)`` at epoch 0,
+    stored as ``blur/NNNNNN.png`` and ``sharp/NNNNNN.png``; ``meta.json`` holds the settings
+    and every item's description. An identical pool already there is reused.
+
+    Args:
+        ds: the dataset (see :func:`pool_dataset`).
+        out_dir: destination folder.
+        workers: processes that synthesise in parallel.
+        progress: called as ``progress(done, total)``.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and is not a pool written here.
+    """
+    ds.set_epoch(0)
+    return write_pair_set(
+        ds, out_dir, _POOL_MARK, pool_settings(ds), _pool_name, workers=workers, progress=progress
+    )
 
 
 # --- camera shake for whole clips -----------------------------------------------------------

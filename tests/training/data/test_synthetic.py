@@ -165,3 +165,34 @@ def test_real_photos_give_every_kind_and_validation_uses_val_only():
     val_names = {p.name for p in (SHARED / "photos" / "val").iterdir()}
     assert {m["photo"] for *_, m in items} <= val_names
     assert not {m["photo"] for *_, m in items} & {p.name for p in train.iterdir()}
+
+
+def test_training_pool_holds_the_dataset_items_and_is_reused(photos, tmp_path):
+    from training.data.synthetic import pool_dataset, write_training_pool
+
+    ds = pool_dataset(photos, count=7, crop=48, seed=2)
+    calls = []
+    out = write_training_pool(
+        ds, tmp_path / "pool", workers=2, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls[-1] == (7, 7)
+    paired = PairedFolderDataset(out, crop=None)
+    assert len(paired) == 7
+    fresh = pool_dataset(photos, count=7, crop=48, seed=2)
+    for i in range(7):  # written by worker processes, yet item i is exactly sample(i)
+        blur, sharp = paired.load_pair(i)
+        want_blur, want_sharp, _ = fresh.sample(i)
+        assert paired.name(i) == f"blur/{i:06d}.png"
+        assert np.array_equal(blur, want_blur) and np.array_equal(sharp, want_sharp)
+    assert not np.array_equal(*paired.load_pair(0))
+
+    stamp = (out / "meta.json").stat().st_mtime_ns
+    write_training_pool(pool_dataset(photos, count=7, crop=48, seed=2), out)
+    assert (out / "meta.json").stat().st_mtime_ns == stamp  # same settings: reused
+    write_training_pool(pool_dataset(photos, count=3, crop=48, seed=2), out)
+    assert len(PairedFolderDataset(out, crop=None)) == 3  # other settings: rebuilt
+    assert not list(tmp_path.glob(".pool.tmp-*"))
+    with pytest.raises(FileExistsError, match="not a rtdeblur synthetic training pool"):
+        write_training_pool(pool_dataset(photos, count=3, crop=48), photos)
+    with pytest.raises(ValueError, match="at least 1 item"):
+        pool_dataset(photos, count=0, crop=48)
