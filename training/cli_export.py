@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -257,7 +258,10 @@ def run(args: argparse.Namespace) -> int:
         torch.save(model.state_dict(), weights)
         card.weights = weights.name
     if ckpt is not None:
-        card.training = _training_section(ckpt, args.source, info["ema"], kwargs)
+        card.training = portable_paths(
+            _training_section(ckpt, args.source, info["ema"], kwargs),
+            Path(config.get("base_dir") or Path.cwd()),
+        )
         card.description = f"{spec.summary}; recipe {config.get('name')}, step {ckpt['step']}"
     # Where the card will live: its file names resolve from there while the metrics are
     # measured; it is written once, complete.
@@ -293,6 +297,29 @@ def _macs_720p(name: str, kwargs: dict[str, Any], count_macs: Any) -> int | None
     except (RuntimeError, NotImplementedError, TypeError) as exc:  # an op without a meta kernel
         print(f"  MACs not counted: {exc}", file=sys.stderr)
         return None
+
+
+def portable_paths(value: Any, base: Path) -> Any:
+    """``value`` with absolute paths inside ``base`` or beside it made relative to ``base``.
+
+    A card travels with its model: the folders of the machine that trained it mean nothing
+    elsewhere, but the repository layout does (``training/configs/…``, ``../shared/data/…``).
+    Strings are taken for paths only when absolute; the resolved ``base_dir`` becomes ``.``.
+    Other absolute paths (another disk, a temporary folder) are kept as they are.
+    """
+    if isinstance(value, Mapping):
+        return {k: portable_paths(v, base) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(v, base) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path, base = Path(os.path.normpath(value)), Path(os.path.normpath(base))
+        roots = [(base, Path())]
+        if base.parent != base.parent.parent:  # "beside" the filesystem root is everywhere
+            roots.append((base.parent, Path("..")))
+        for root, prefix in roots:
+            if path == root or root in path.parents:
+                return (prefix / path.relative_to(root)).as_posix() or "."
+    return value
 
 
 def _training_section(

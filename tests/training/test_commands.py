@@ -1,6 +1,8 @@
 import argparse
 import csv
+import json
 import math
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -167,6 +169,11 @@ def test_export_checks_parity_on_a_real_photo_and_writes_the_card(trained, tmp_p
     assert card.weights is None  # 2 stages: not what create_model("lprn") builds
     assert card.training["recipe"] == "lprn" and card.training["steps"] == 2
     assert card.training["weights"] == "ema" and card.training["config"]["variant"] == "smoke"
+    # Paths of this checkout are stored relative to it: the card means the same elsewhere.
+    assert card.training["config"]["base_dir"] == "."
+    assert card.training["recipe_file"] == "training/configs/lprn.yaml"
+    assert card.training["data"]["root"] == "../shared/data/photos/train"
+    assert os.fspath(REPO) not in json.dumps(card.training)
     m = card.metrics
     for key in ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_gain", "ssim_gain"):
         assert math.isfinite(m[key]), key
