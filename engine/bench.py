@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import itertools
 import json
 import os
 import statistics
@@ -36,6 +37,7 @@ class BenchResult:
     precision: str
     size: str
     batch: int
+    streams: int = 1
     fps: float | None = None
     p50_ms: float | None = None
     p95_ms: float | None = None
@@ -169,11 +171,16 @@ def run_config(
     warmup: int,
     options: dict,
 ) -> BenchResult:
-    """Build one backend and time ``infer`` on batches of one frame size."""
+    """Build one backend and time ``infer`` on batches of one frame size.
+
+    ``options["streams"]`` > 1 runs that many frames side by side (at least one each).
+    """
     from engine.backends.select import select_backend
 
     w, h = size
-    result = BenchResult(card.name, backend, device, precision, f"{w}x{h}", batch)
+    streams = int(options.get("streams", 1))
+    batch = max(batch, streams)
+    result = BenchResult(card.name, backend, device, precision, f"{w}x{h}", batch, streams)
     label = backend + (" graphs" if options.get("cuda_graphs") else "")
     result.backend = label
     try:
@@ -285,7 +292,8 @@ def process_throughput(
 
 def format_table(results: list[BenchResult]) -> str:
     """Aligned text table of the results."""
-    header = ("model", "backend", "device", "prec", "size", "batch", "fps", "p50 ms", "p95 ms")
+    header = ("model", "backend", "device", "prec", "size", "batch", "streams", "fps", "p50 ms")
+    header += ("p95 ms",)
     header += ("peak RSS MB", "peak GPU MB", "× reference", "note")
     rows = [_cells(r, note_width=90) for r in results]
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
@@ -300,7 +308,8 @@ def format_markdown(
     results: list[BenchResult], machine: str, soak_report: dict | None, args: argparse.Namespace
 ) -> str:
     """The results as a Markdown table, with the machine and the command that produced them."""
-    cols = ("model", "backend", "device", "precision", "size", "batch", "fps", "p50 ms")
+    cols = ("model", "backend", "device", "precision", "size", "batch", "streams", "fps")
+    cols += ("p50 ms",)
     cols += ("p95 ms", "peak RSS MB", "peak GPU MB", "× reference", "note")
     lines = [
         f"Machine: {machine}. Runs per configuration: {args.runs} after {args.warmup} warm-up.",
@@ -331,6 +340,7 @@ def _cells(r: BenchResult, note_width: int) -> tuple[str, ...]:
         r.precision,
         r.size,
         str(r.batch),
+        str(r.streams),
         _fmt(r.fps, 1),
         _fmt(r.p50_ms, 1),
         _fmt(r.p95_ms, 1),
@@ -360,6 +370,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", default="640x360", help="comma-separated WxH")
     p.add_argument("--precisions", default="fp32", help="comma-separated: fp32,fp16,bf16,int8")
     p.add_argument("--batch", type=int, default=1, help="frames per call")
+    p.add_argument(
+        "--streams",
+        default="1",
+        help="comma-separated: frames run side by side on the CPU (ONNX Runtime), each on "
+        "cores/N threads; a call then takes at least N frames and fps counts them all",
+    )
     p.add_argument("--runs", type=int, default=30, help="timed runs per configuration (≥ 20)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first")
     p.add_argument(
@@ -398,6 +414,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"rtdeblur bench: {exc}", file=sys.stderr)
         return 2
     graphs = {"on": [True], "off": [False], "both": [True, False]}[args.cuda_graphs]
+    try:
+        streams = sorted({int(k) for k in args.streams.split(",")})
+    except ValueError:
+        streams = [0]
+    if streams[0] < 1:
+        print(f"rtdeblur bench: --streams takes whole numbers ≥ 1, got {args.streams!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    cpu = args.device == "cpu"
     results: list[BenchResult] = []
     machine = describe_machine(args.device)
     print(f"machine: {machine}")
@@ -416,8 +441,12 @@ def run(args: argparse.Namespace) -> int:
                 for backend in args.backends.split(","):
                     for precision in args.precisions.split(","):
                         variants = graphs if backend == "torch" and args.device != "cpu" else [None]
-                        for g in variants:
+                        # Streams split CPU threads between ONNX Runtime sessions only.
+                        counts = streams if backend == "onnxruntime" and cpu else [1]
+                        for g, k in itertools.product(variants, counts):
                             options = {} if g is None else {"cuda_graphs": g}
+                            if k > 1:
+                                options["streams"] = k
                             r = run_config(
                                 card,
                                 backend,

@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
-from engine.backends.base import BackendUnavailableError
+from engine.backends.base import PRECISIONS, BackendUnavailableError
 from engine.backends.select import BACKENDS, select_backend
+from engine.backends.streams import auto_streams
 from engine.modelcard import ModelCardError
 from engine.process import (
     CANCELLED,
@@ -67,6 +68,20 @@ def _crf(text: str) -> int:
     return value
 
 
+def _streams(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"streams must be a number or auto, got {text!r}"
+        ) from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"streams must be between 1 and 64, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``rtdeblur process``."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
@@ -83,6 +98,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"model card path or shipped model name (default: {DEFAULT_MODEL})",
     )
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="fp32, fp16, bf16 or int8 (default: the backend's usual one; int8 needs the "
+        "model's NAME.int8.onnx, see rtdeblur quantize)",
+    )
+    parser.add_argument(
+        "--streams",
+        type=_streams,
+        default="auto",
+        metavar="N|auto",
+        help="frames deblurred side by side on the CPU, each on cores/N threads: more frames "
+        "per second than one frame on every core (auto: 2 on a CPU with 2+ cores; GPUs run "
+        "one)",
+    )
     parser.add_argument(
         "--side-by-side",
         action="store_true",
@@ -248,7 +279,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         card = resolve_model(args.model)
-        selection = select_backend(card, backend=args.backend)
+        streams = auto_streams() if args.streams == "auto" else args.streams
+        selection = select_backend(
+            card, backend=args.backend, precision=args.precision, streams=streams
+        )
     except (ModelCardError, BackendUnavailableError, ValueError) as exc:
         _err(f"error: {exc}")
         return 1

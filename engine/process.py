@@ -44,9 +44,10 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -557,8 +558,29 @@ def _run_image(
 
 
 def _infer(pipeline: FramePipeline, image: np.ndarray, path: Path) -> np.ndarray:
+    return _infer_batch(pipeline, [image], path)[0]
+
+
+def _batches(frames: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive runs of ``size`` items (the last may be shorter)."""
+    batch: list[Any] = []
+    for item in frames:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _infer_batch(pipeline: FramePipeline, images: list[np.ndarray], path: Path) -> np.ndarray:
+    """Deblurred ``images`` as one (N, H, W, 3) array (a reused buffer: copy to keep it)."""
     try:
-        return pipeline.process(image)
+        if len(images) == 1:
+            return pipeline.process_batch(images[0][None])
+        if any(image.shape != images[0].shape for image in images):  # a size change mid-clip
+            return np.stack([pipeline.process(image).copy() for image in images])
+        return pipeline.process_batch(np.stack(images))
     except ValueError as exc:  # e.g. a frame too small for the model
         raise VideoError(f"{path}: cannot deblur this frame ({exc})") from None
 
@@ -608,16 +630,19 @@ def _run_video(
         try:
             w = source.width
             both = np.empty((source.height, 2 * w, 3), np.uint8) if options.side_by_side else None
-            for timed in source:
+            # A backend that runs several frames side by side gets that many at once.
+            for batch in _batches(source, getattr(pipeline.backend, "streams", 1)):
                 if cancel.is_set():
                     raise _CancelledError
-                out = _infer(pipeline, timed.image, job.input)
-                if both is not None:
-                    both[:, :w] = timed.image
-                    both[:, w:] = out
-                    out = both
-                sink.write(out, timed.pts)
-                meter.frame()
+                images = [timed.image for timed in batch]
+                outs = _infer_batch(pipeline, images, job.input)
+                for timed, out in zip(batch, outs, strict=True):
+                    if both is not None:
+                        both[:, :w] = timed.image
+                        both[:, w:] = out
+                        out = both
+                    sink.write(out, timed.pts)
+                    meter.frame()
             if cancel.is_set():
                 raise _CancelledError
             if sink.frames_written == 0:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.backends.base import Backend, BackendUnavailableError
+from engine.backends.streams import StreamedBackend
 from engine.modelcard import ModelCard
 
 # (label, backend, device, precision) in the order ``auto`` tries them.
@@ -30,16 +31,28 @@ class Selection:
     def describe(self) -> str:
         """One line: what was picked, and why each earlier candidate was skipped."""
         b = self.backend
-        line = f"backend: {self.label} ({b.precision}, {b.device})"
+        streams = getattr(b, "streams", 1)
+        where = f"{b.device}, {streams} streams" if streams > 1 else b.device
+        line = f"backend: {self.label} ({b.precision}, {where})"
         if self.skipped:
             reasons = "; ".join(f"{label}: {why}" for label, why in self.skipped)
             line += f" — skipped {reasons}"
         return line
 
 
-def _build_onnxruntime(card: ModelCard, device: str, precision: str, **options) -> Backend:
+def _build_onnxruntime(
+    card: ModelCard, device: str, precision: str, threads: int | None = None, streams: int = 1
+) -> Backend:
     module = importlib.import_module("engine.backends.onnxruntime_backend")
-    return module.OnnxRuntimeBackend.from_card(card, device=device, precision=precision, **options)
+
+    def make(threads_each: int | None) -> Backend:
+        return module.OnnxRuntimeBackend.from_card(
+            card, device=device, precision=precision, threads=threads_each
+        )
+
+    if int(streams) <= 1 or not device.startswith("cpu"):
+        return make(threads)  # a GPU runs one frame at a time faster than it would split
+    return StreamedBackend.build(make, int(streams), threads or module.physical_core_count())
 
 
 def _build_tensorrt(card: ModelCard, device: str, precision: str, **options) -> Backend:
@@ -66,7 +79,7 @@ def _build_torch(card: ModelCard, device: str, precision: str, **options) -> Bac
 # The knobs each backend understands; others are dropped, so that ``auto`` can pass one
 # option set down a chain of different backends.
 _OPTIONS = {
-    "onnxruntime": {"threads"},
+    "onnxruntime": {"threads", "streams"},
     "tensorrt": {"cache_dir", "workspace_bytes"},
     "torch": {"cuda_graphs", "channels_last"},
 }
@@ -103,7 +116,9 @@ def select_backend(
         backend: ``"auto"``, ``"tensorrt"``, ``"onnxruntime"`` or ``"torch"``.
         device: ``"cpu"`` or ``"cuda[:N]"`` for an explicit backend (default: its usual one).
         precision: ``"fp32"``, ``"fp16"``, ``"bf16"`` or ``"int8"`` for an explicit backend.
-        **options: backend knobs passed through (e.g. ``cuda_graphs`` for torch).
+        **options: backend knobs passed through (e.g. ``cuda_graphs`` for torch, ``threads``
+            and ``streams`` for ONNX Runtime: ``streams`` > 1 on the CPU runs the frames of a
+            batch side by side on that many sessions sharing the threads).
 
     Returns:
         The :class:`Selection`.
@@ -130,6 +145,11 @@ def select_backend(
             built = _BUILDERS[name](card, dev, _fp16_fallback(name, card, prec), **own)
         except BackendUnavailableError as exc:
             skipped.append((label, str(exc)))
+            continue
+        except ValueError as exc:
+            if backend != "auto":
+                raise
+            skipped.append((label, str(exc)))  # e.g. a precision this backend lacks
             continue
         return Selection(built, label, skipped)
     reasons = "; ".join(f"{label}: {why}" for label, why in skipped)

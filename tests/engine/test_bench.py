@@ -14,6 +14,7 @@ def test_bench_times_configurations_against_the_reference(tmp_path, capsys):
             "--models", "fpn_mobilenet_dsc",
             "--backends", "onnxruntime,torch",
             "--sizes", "96x64",
+            "--streams", "1,2",
             "--runs", "20",
             "--warmup", "1",
             "--soak", "3",
@@ -25,8 +26,11 @@ def test_bench_times_configurations_against_the_reference(tmp_path, capsys):
     report = json.loads(out_json.read_text())
     rows = report["results"]
     assert rows[0]["model"].endswith("(upstream way)") and rows[0]["fps"] > 0
-    measured = {(r["backend"], r["precision"]): r for r in rows[1:]}
-    assert set(measured) == {("onnxruntime", "fp32"), ("torch", "fp32")}
+    measured = {(r["backend"], r["precision"], r["streams"]): r for r in rows[1:]}
+    # Streams apply to ONNX Runtime sessions; torch runs once.
+    assert set(measured) == {("onnxruntime", "fp32", 1), ("onnxruntime", "fp32", 2),
+                             ("torch", "fp32", 1)}  # fmt: skip
+    assert measured["onnxruntime", "fp32", 2]["batch"] == 2
     for r in measured.values():
         assert r["fps"] > 0 and r["p95_ms"] >= r["p50_ms"] > 0
         assert r["vs_reference"] == pytest.approx(r["fps"] / rows[0]["fps"])
@@ -51,6 +55,9 @@ def test_bench_rejects_bad_arguments(capsys):
     assert main(["bench", "--sizes", "big"]) == 2
     assert main(["bench", "--runs", "5"]) == 2
     assert "at least 20" in capsys.readouterr().err
+    assert main(["bench", "--streams", "0"]) == 2
+    assert main(["bench", "--streams", "two"]) == 2
+    assert "--streams takes whole numbers" in capsys.readouterr().err
 
 
 def test_bench_compares_process_with_the_backend_alone(tmp_path):

@@ -116,6 +116,39 @@ def test_ffv1_output_is_the_backend_output_exactly_and_vfr_is_kept(tmp_path, bac
         assert np.array_equal(got, deblurred(backend, original))
 
 
+def test_streams_process_frames_side_by_side_and_keep_every_frame_in_order(
+    tmp_path, capsys, backend, model_card_path
+):
+    from engine.backends.select import select_backend
+
+    clip = tmp_path / "odd.mkv"
+    make_clip(clip, frames=7)  # an odd count: the last batch holds one frame
+    sel = select_backend(load_card(model_card_path), "onnxruntime", streams=2)
+    try:
+        assert sel.backend.streams == 2
+        (result,) = process_files([clip], tmp_path / "out", sel.backend, ProcessOptions("ffv1"))
+    finally:
+        sel.backend.close()
+    assert result.status == OK and result.frames == 7
+    out_frames, out_times = decode_rgb(result.output)
+    assert out_times == decode_rgb(clip)[1]
+    for original, got in zip(input_frames(clip), out_frames, strict=True):
+        assert np.abs(got.astype(int) - deblurred(backend, original)).max() <= 1
+
+    args = (clip, "-o", tmp_path / "cli", "--model", model_card_path, "--codec", "ffv1")
+    code, _, err = cli(capsys, *args, "--streams", "2")
+    assert code == 0 and "(fp32, cpu, 2 streams)" in err
+    code, _, err = cli(capsys, *args, "--streams", "1", "--overwrite")
+    assert code == 0 and "(fp32, cpu)" in err
+    code, _, err = cli(
+        capsys, *args, "--precision", "int8", "--backend", "onnxruntime", "--overwrite"
+    )
+    assert code == 1 and "has no INT8 file" in err and "rtdeblur quantize" in err
+    with pytest.raises(SystemExit):
+        main([str(clip), "-o", str(tmp_path / "x"), "--streams", "0"])
+    assert "streams must be between 1 and 64" in capsys.readouterr().err
+
+
 def test_h264_output_matches_the_backend_within_codec_tolerance(tmp_path, backend):
     clip = tmp_path / "c.mp4"
     make_clip(clip, frames=6)

@@ -55,3 +55,19 @@ def test_options_for_one_backend_do_not_break_the_others(card):
     # auto passes one option set down the chain; each backend takes only its own knobs.
     sel = select_backend(card, "auto", cuda_graphs=True, threads=1)
     assert sel.backend.name == "onnxruntime" or _has_gpu()
+
+
+@pytest.mark.skipif(_has_gpu(), reason="the fall-back to the CPU is what this checks")
+def test_auto_skips_backends_that_lack_the_precision_asked_for():
+    from engine.resources import resolve_model
+
+    sel = select_backend(resolve_model("fpn_mobilenet_dsc"), "auto", precision="int8")
+    try:
+        assert (sel.backend.name, sel.backend.precision) == ("onnxruntime", "int8")
+        assert "torch CUDA: torch backend precision must be one of" in sel.describe()
+    finally:
+        sel.backend.close()
+    with pytest.raises(BackendUnavailableError, match="ONNX Runtime CPU: precision must be"):
+        select_backend(resolve_model("fpn_mobilenet_dsc"), "auto", precision="bf16")
+    with pytest.raises(ValueError, match="precision must be"):  # explicit: not a fall-back
+        select_backend(resolve_model("fpn_mobilenet_dsc"), "onnxruntime", precision="bf16")
