@@ -78,6 +78,7 @@ from app.workers import ActiveModel, FramePair, InferenceWorker, LoadRequest
 from engine import __version__
 from engine.backends.identity import IdentityBackend
 from engine.backends.select import Selection, select_backend
+from engine.backends.streams import auto_streams
 from engine.modelcard import ModelCard, ModelCardError, find_cards, load_card
 from engine.pipeline.compose import side_by_side
 from engine.process import MEDIA_SUFFIXES
@@ -107,10 +108,16 @@ def passthrough_selection() -> Selection:
 
 
 def build_selection(request: LoadRequest) -> Selection:
-    """Build a new backend for ``request`` (used by the Process files dialog's thread)."""
+    """Build a new backend for ``request`` (used by the Process files dialog's thread).
+
+    Offline work wants frames per second, so on a CPU it runs frames side by side
+    (:func:`~engine.backends.streams.auto_streams`), like ``rtdeblur process``.
+    """
     if request.factory is not None:
         return request.factory()
-    return select_backend(request.card, request.backend, request.device, request.precision)
+    return select_backend(
+        request.card, request.backend, request.device, request.precision, streams=auto_streams()
+    )
 
 
 class MainWindow(QMainWindow):

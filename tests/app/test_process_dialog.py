@@ -57,3 +57,17 @@ def test_without_a_model_the_dialog_cannot_start(qtbot):
 )
 def test_eta_format(seconds, text):
     assert format_eta(seconds) == text
+
+
+def test_offline_runs_on_the_cpu_deblur_frames_side_by_side(qtbot, make_window):
+    from app.main_window import build_selection
+    from engine.backends.streams import auto_streams
+
+    window = make_window()
+    wait_model(qtbot, window)
+    selection = build_selection(window.active_model.request)
+    try:
+        assert selection.backend.device == "cpu"
+        assert getattr(selection.backend, "streams", 1) == auto_streams()
+    finally:
+        selection.backend.close()
