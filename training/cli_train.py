@@ -41,7 +41,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(values are YAML: numbers, true/false, null, [lists])",
     )
     parser.add_argument("--out", help="run folder (default: out_dir of the config, runs/NAME)")
+    parser.add_argument(
+        "--time-limit",
+        type=_minutes,
+        metavar="MINUTES",
+        help="stop after this many minutes of training, with a checkpoint (for jobs with a "
+        "wall-clock limit); continue later with --resume",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"minutes must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"minutes must be > 0, got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = None
     try:
         trainer = Trainer(config, resume=args.resume, progress=not args.quiet)
-        result = trainer.fit()
+        limit = None if args.time_limit is None else 60.0 * args.time_limit
+        result = trainer.fit(time_limit=limit)
     except (ConfigError, DatasetError, CheckpointError, AssetNotFoundError) as exc:
         return _fail(str(exc))
     finally:
@@ -95,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
         if best.get("step") is not None:
             line += f"; best val PSNR {best['psnr']:.2f} dB at step {best['step']}"
         print(line)
+        if result["stopped_early"]:
+            print(
+                f"stopped at the time limit, {trainer.total_steps - result['step']} steps short "
+                f"of {trainer.total_steps}; continue with: rtdeblur train "
+                f"{result['out_dir']}/config.yaml --resume"
+            )
     return 0
 
 

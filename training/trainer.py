@@ -848,7 +848,7 @@ class Trainer:
         except (OSError, ValueError) as exc:  # a plot never stops training
             self.progress.message(f"plot not written: {exc}")
 
-    def fit(self, until: int | None = None) -> dict[str, Any]:
+    def fit(self, until: int | None = None, time_limit: float | None = None) -> dict[str, Any]:
         """Train to ``train.steps`` (or stop early after step ``until``, as an interruption).
 
         Validates every ``train.val_every`` steps and at the end; writes ``last.pt`` every
@@ -858,12 +858,16 @@ class Trainer:
         Args:
             until: stop after this step (a checkpoint is written there), for tests and
                 time-boxed jobs; the schedule still spans ``train.steps``.
+            time_limit: stop after the first step that ends this many seconds after the
+                call (every rank at the same step), with a checkpoint there, for jobs with
+                a wall-clock limit; ``--resume`` continues exactly.
 
         Returns:
-            ``{"step", "best", "metrics", "last", "out_dir"}``.
+            ``{"step", "best", "metrics", "last", "out_dir", "stopped_early"}``.
         """
         train = self.config["train"]
         stop = self.total_steps if until is None else min(int(until), self.total_steps)
+        deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
         history: list[dict[str, torch.Tensor]] = []
         t_log = time.perf_counter()
         self._run_started = t_log
@@ -884,6 +888,8 @@ class Trainer:
         try:
             while self.step < stop:
                 history.append(self.train_step(self._next_batch()))
+                if self.step < stop and self._time_is_up(deadline):
+                    stop = self.step
                 at_end = self.step == stop
                 if self.step % train["log_every"] == 0 or at_end:
                     now = time.perf_counter()
@@ -907,7 +913,19 @@ class Trainer:
             "metrics": self.last_metrics,
             "last": os.fspath(self.out_dir / LAST),
             "out_dir": os.fspath(self.out_dir),
+            "stopped_early": self.step < self.total_steps,
         }
+
+    def _time_is_up(self, deadline: float | None) -> bool:
+        """Whether ``deadline`` has passed, agreed by every rank (the latest clock decides)."""
+        if deadline is None:
+            return False
+        up = time.perf_counter() >= deadline
+        if self.ctx.distributed:
+            flag = torch.tensor([float(up)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            up = bool(flag.item())
+        return up
 
     def close(self) -> None:
         """Stop DataLoader workers and leave the process group."""

@@ -128,6 +128,21 @@ def test_train_command_applies_overrides_writes_the_resolved_config_and_resumes(
     assert load_checkpoint(out / "last.pt")["step"] == 3
 
 
+@needs_photos
+def test_time_limit_stops_with_a_checkpoint_that_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", LPRN, "--variant", "smoke", "--out", out, "--quiet", "--set", "data.val=null"]
+    assert cli(cli_train, *base, "--time-limit", "0.00001") == 0  # up after the first step
+    text = capsys.readouterr().out
+    assert "trained 1 steps" in text and "stopped at the time limit, 2 steps short of 3" in text
+    assert load_checkpoint(out / "last.pt")["step"] == 1
+    assert cli(cli_train, "train", out / "config.yaml", "--resume", "--quiet") == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli(cli_train, *base, "--time-limit", "0")
+    assert "minutes must be > 0" in capsys.readouterr().err
+
+
 # --- rtdeblur export ------------------------------------------------------------------------
 
 
