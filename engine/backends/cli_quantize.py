@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--method",
         choices=("percentile", "minmax"),
         default="percentile",
-        help="activation range calibration (default percentile: lower error, slower)",
+        help="activation range calibration (default percentile; minmax calibrates faster, and "
+        "which loses less depends on the weights: measure both)",
     )
     parser.add_argument(
         "-o", "--output", type=Path, required=True, help="INT8 file to write (NAME.int8.onnx)"

@@ -179,9 +179,9 @@ def quantize_int8(
         multiple: H and W are padded to a multiple of this.
         size: (height, width) the photos are scaled and cropped to.
         max_images: at most this many photos, spread evenly over ``calibration_images``.
-        method: activation ranges from ``"percentile"`` (99.999th; the default: lower
-            error than min/max in our measurements, but about 8x slower to calibrate) or
-            ``"minmax"``.
+        method: activation ranges from ``"percentile"`` (99.999th; the default) or
+            ``"minmax"`` (about 8x faster to calibrate). Which loses less accuracy depends on
+            the weights (see docs/benchmarks.md): measure both on blurred validation photos.
 
     Returns:
         The path written.
