@@ -385,10 +385,10 @@ def _measure(card: Any, config: dict[str, Any], limit: int | None) -> dict[str, 
     finally:
         selection.backend.close()
     summary = report.summary()
+    root = portable_paths(section["root"], Path(config.get("base_dir") or Path.cwd()))
     desc = (
-        f"synthetic blur (seed {section.get('seed')}, {section.get('crop')} crops) of "
-        f"{section['root']}"
+        f"synthetic blur (seed {section.get('seed')}, {section.get('crop')} crops) of {root}"
         if section.get("type", "synthetic") == "synthetic"
-        else f"paired folder {section['root']}"
+        else f"paired folder {root}"
     )
     return {**summary, "dataset": desc, "backend": "onnxruntime fp32 cpu"}

@@ -189,6 +189,7 @@ def test_export_checks_parity_on_a_real_photo_and_writes_the_card(trained, tmp_p
     assert card.training["recipe_file"] == "training/configs/lprn.yaml"
     assert card.training["data"]["root"] == "../shared/data/photos/train"
     assert os.fspath(REPO) not in json.dumps(card.training)
+    assert card.metrics["dataset"].endswith(" of ../shared/data/photos/val")
     m = card.metrics
     for key in ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_gain", "ssim_gain"):
         assert math.isfinite(m[key]), key
