@@ -417,8 +417,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         streams = sorted({int(k) for k in args.streams.split(",")})
     except ValueError:
-        streams = [0]
-    if streams[0] < 1:
+        streams = []
+    if not streams or streams[0] < 1:
         print(f"rtdeblur bench: --streams takes whole numbers ≥ 1, got {args.streams!r}",
               file=sys.stderr)  # fmt: skip
         return 2

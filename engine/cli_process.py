@@ -58,28 +58,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-def _crf(text: str) -> int:
+def _int_between(text: str, what: str, low: int, high: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"CRF must be a whole number, got {text!r}") from None
-    if not 0 <= value <= 51:
-        raise argparse.ArgumentTypeError(f"CRF must be between 0 and 51, got {value}")
+        raise argparse.ArgumentTypeError(f"{what} must be {expected}, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, got {value}")
     return value
+
+
+def _crf(text: str) -> int:
+    return _int_between(text, "CRF", 0, 51, "a whole number")
 
 
 def _streams(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"streams must be a number or auto, got {text!r}"
-        ) from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"streams must be between 1 and 64, got {value}")
-    return value
+    return text if text == "auto" else _int_between(text, "streams", 1, 64, "a number or auto")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

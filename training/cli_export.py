@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from training.run_log import lineage
+
 #: fp32 ONNX vs PyTorch must agree within this fraction of the value range (one 8-bit level).
 FP32_TOLERANCE = 1.0 / 255.0
 
@@ -342,13 +344,11 @@ def _training_section(
     # Steps, time and hardware of this run and of the runs it started from (model.init).
     steps, seconds, hardware = int(ckpt["step"]), ckpt.get("train_seconds"), []
     hardware += ckpt.get("hardware") or []
-    init = ckpt.get("init")
-    while init:
+    for init in lineage(ckpt.get("init")):
         steps += int(init.get("steps") or 0)
         if seconds is not None and init.get("train_seconds") is not None:
             seconds += float(init["train_seconds"])
         hardware += [h for h in init.get("hardware") or [] if h not in hardware]
-        init = init.get("init")
     return {
         "recipe": config.get("name"),
         "recipe_file": source_info.get("file"),

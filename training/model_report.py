@@ -20,6 +20,7 @@ import numpy as np
 from engine.backends.select import select_backend
 from engine.modelcard import ModelCard, find_cards
 from engine.resources import MODELS_DIR
+from training.run_log import lineage
 
 ROOT = Path(__file__).resolve().parent.parent
 # PSNR gains over the blurry input on the validation set that each shipped model must reach.
@@ -47,10 +48,8 @@ def _f(value: float | None, fmt: str) -> str:
 def _lineage(training: dict) -> str:
     """``variant`` of the run, after the variants of the runs it started from (model.init)."""
     names = [training.get("variant") or "paper"]
-    init = training.get("initialised_from")
-    while init:
+    for init in lineage(training.get("initialised_from")):
         names.append((init.get("variant") or "paper") if init.get("recipe") else "weights file")
-        init = init.get("init")
     return " after ".join(names)
 
 

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -256,3 +256,10 @@ class ProgressBar:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def lineage(init: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
+    """The runs a checkpoint started from (its ``init`` record, that run's, …), newest first."""
+    while init:
+        yield init
+        init = init.get("init")
