@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.allocator import keep_freed_memory
 from engine.backends.select import BACKENDS
 
 PROG = "rtdeblur app"
@@ -56,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=BACKENDS,
         default=None,
         help="inference backend (default: the last one used, else auto)",
+    )
+    parser.add_argument(
+        "--overlap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="on the CPU, deblur two frames at once: more fps, about a frame more delay "
+        "(default: the last setting, else on where there are 2+ cores)",
     )
     parser.add_argument(
         "--models-dir",
@@ -174,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
     from app.comparison_view import ViewMode
     from app.main_window import SAMPLE_CLIP, MainWindow
 
+    keep_freed_memory()  # the preview's per-frame arrays reuse the pages of the last ones
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("rtdeblur")
     app.setOrganizationName("rtdeblur")
@@ -183,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         backend=args.backend,
         passthrough=args.passthrough,
+        overlap=args.overlap,
     )
     if args.view:
         window.set_view_mode(ViewMode(args.view))

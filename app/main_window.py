@@ -132,6 +132,8 @@ class MainWindow(QMainWindow):
         backend: a backend choice key (``onnxruntime-cpu``…) or a ``select_backend`` name
             (``auto``, ``onnxruntime``, ``torch``, ``tensorrt``); ``None``: the last used.
         passthrough: list and start with the pass-through backend (overhead measurements).
+        overlap: run two frames at once on a CPU backend (``None``: the last setting, on by
+            default); see :class:`~engine.pipeline.lanes.FrameLanes`.
         camera_lister: finds the cameras (``engine.video.list_cameras``; tests replace it).
 
     Signals:
@@ -170,6 +172,7 @@ class MainWindow(QMainWindow):
         model: str | None = None,
         backend: str | None = None,
         passthrough: bool = False,
+        overlap: bool | None = None,
         camera_lister: Callable[[], list] = list_cameras,
         parent: QWidget | None = None,
     ) -> None:
@@ -217,6 +220,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._restore_settings()
+        if overlap is not None:
+            self.panel.overlap_check.setChecked(overlap)
         self.refresh_cameras()
         self._load_cards()
         self._select_initial_model(model, backend)
@@ -432,6 +437,7 @@ class MainWindow(QMainWindow):
         p.model_list.currentItemChanged.connect(self._on_model_selected)
         p.backend_combo.activated.connect(self._on_backend_chosen)
         p.precision_combo.activated.connect(self._on_precision_chosen)
+        p.overlap_check.toggled.connect(self._on_overlap_toggled)
         p.intensity_slider.valueChanged.connect(self._on_intensity)
         for mode, button in p.mode_buttons.items():
             button.clicked.connect(lambda _=False, m=mode: self.set_view_mode(m))
@@ -473,6 +479,9 @@ class MainWindow(QMainWindow):
         self.view.set_split(s.split)
         self.loop_action.setChecked(s.loop)
         self.playback.loop_button.setChecked(s.loop)
+        # One core has nothing to overlap on.
+        self.panel.overlap_check.setChecked(s.overlap and auto_streams() > 1)
+        self.panel.overlap_check.setEnabled(auto_streams() > 1)
         index = self.panel.record_mode_combo.findData(s.record_mode)
         self.panel.record_mode_combo.setCurrentIndex(max(index, 0))
         value = round(s.intensity * 100)
@@ -495,6 +504,7 @@ class MainWindow(QMainWindow):
             s.model = self.active_model.name
         s.backend = self._backend_choice().key
         s.precision = self.panel.precision_combo.currentData() or ""
+        s.overlap = self.panel.overlap_check.isChecked()
         s.sync()
 
     # -- sources -----------------------------------------------------------------------
@@ -886,7 +896,8 @@ class MainWindow(QMainWindow):
             return LoadRequest(None, factory=passthrough_selection, name=PASSTHROUGH)
         choice = self._backend_choice()
         precision = self.panel.precision_combo.currentData() or None
-        return LoadRequest(card, choice.backend, choice.device, precision)
+        streams = auto_streams() if self.panel.overlap_check.isChecked() else 1
+        return LoadRequest(card, choice.backend, choice.device, precision, streams=streams)
 
     def request_load(self, request: LoadRequest | None = None) -> None:
         """Load a model and backend in the worker thread: ``request``, or the ones selected
@@ -912,6 +923,10 @@ class MainWindow(QMainWindow):
 
     def _on_precision_chosen(self, *_: object) -> None:
         self.request_load()
+
+    def _on_overlap_toggled(self, _checked: bool) -> None:
+        if self.active_model is not None or self._loading is not None:
+            self.request_load()
 
     def _update_model_info(self, card: ModelCard | str | None) -> None:
         if card == PASSTHROUGH:
@@ -953,6 +968,8 @@ class MainWindow(QMainWindow):
             self.view.set_notice("No model running: the result shows the original")
         else:
             text = f"Running: {active.backend_label} · {active.precision} · {active.device}"
+            if active.in_flight > 1:
+                text += f" · {active.in_flight} frames at once"
             skipped = active.describe.split(" — ", 1)
             if len(skipped) == 2:
                 text += f"\nAuto skipped: {skipped[1].removeprefix('skipped ')}"

@@ -11,6 +11,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QGridLayout,
     QGroupBox,
@@ -61,6 +62,7 @@ class SidePanel(QWidget):
         model_message: shown when no model card is found.
         backend_combo: the backends this machine offers (item data: the choice key).
         precision_combo: the precisions the chosen backend can run.
+        overlap_check: run frames side by side on a CPU backend (more fps, more delay).
         active_label: the backend actually running, and what ``auto`` skipped.
         intensity_slider, intensity_spin: blend of input and result, 0–100 %.
         mode_buttons: one checkable button per :class:`ViewMode`.
@@ -93,12 +95,19 @@ class SidePanel(QWidget):
         backend_layout = QGridLayout(backend_box)
         self.backend_combo = QComboBox()
         self.precision_combo = QComboBox()
+        self.overlap_check = QCheckBox("Overlap frames")
+        self.overlap_check.setToolTip(
+            "On the CPU, deblur two frames at once on two copies of the model: more frames "
+            "per second, each shown about one frame later. Off: one frame at a time, the "
+            "shortest delay."
+        )
         self.active_label = _small(QLabel("No model running"))
         backend_layout.addWidget(QLabel("Run on:"), 0, 0)
         backend_layout.addWidget(self.backend_combo, 0, 1)
         backend_layout.addWidget(QLabel("Precision:"), 1, 0)
         backend_layout.addWidget(self.precision_combo, 1, 1)
-        backend_layout.addWidget(self.active_label, 2, 0, 1, 2)
+        backend_layout.addWidget(self.overlap_check, 2, 0, 1, 2)
+        backend_layout.addWidget(self.active_label, 3, 0, 1, 2)
         backend_layout.setColumnStretch(1, 1)
 
         intensity_box = QGroupBox("Intensity")

@@ -99,6 +99,15 @@ class AppSettings:
         self.qsettings.setValue("model/precision", value)
 
     @property
+    def overlap(self) -> bool:
+        """Whether a CPU backend runs two frames at once (more fps, a frame more delay)."""
+        return self._bool("model/overlap", True)
+
+    @overlap.setter
+    def overlap(self, value: bool) -> None:
+        self.qsettings.setValue("model/overlap", bool(value))
+
+    @property
     def intensity(self) -> float:
         """Blend of input and result, 0–1."""
         return min(max(self._float("view/intensity", 1.0), 0.0), 1.0)

@@ -2,7 +2,10 @@
 
 It takes the latest captured frame, runs the model, composes what the window shows (intensity
 blend, heat map, display-format copies: all engine functions), writes the recording, and puts
-the finished pair in a one-item display slot for the GUI thread. Everything it is asked to do
+the finished pair in a one-item display slot for the GUI thread. With several backend copies
+(``LoadRequest.streams`` > 1 on a CPU) it keeps that many frames in flight: each new frame goes
+to an idle copy at once and is shown when it and every frame before it are done (more frames
+per second, one frame more delay). Everything it is asked to do
 arrives as queued signals, so it runs in the worker's thread between two frames: loading a
 model, changing the intensity, starting or stopping a recording. It reports only through
 signals and never touches a widget.
@@ -14,13 +17,16 @@ running; a backend that fails at run time is dropped in favour of the last one t
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from app.capture import CapturedFrame
 from app.frame_slot import LatestSlot
@@ -28,6 +34,7 @@ from app.qt_compat import emit
 from app.recording import Recorder, RecordingResult, RecordRequest
 from engine.backends.base import BackendUnavailableError
 from engine.backends.select import Selection, select_backend
+from engine.backends.streams import StreamedBackend
 from engine.modelcard import ModelCard, ModelCardError
 from engine.pipeline.compose import (
     DEFAULT_HEATMAP_GAIN,
@@ -37,6 +44,7 @@ from engine.pipeline.compose import (
     display_size,
     to_display,
 )
+from engine.pipeline.lanes import FrameLanes, LaneResult
 from engine.pipeline.runner import FramePipeline
 from engine.video import SinkError
 
@@ -55,6 +63,8 @@ class LoadRequest:
         factory: builds the :class:`~engine.backends.select.Selection` instead of
             ``select_backend`` (the pass-through backend; tests).
         name: the model name shown (default: the card's).
+        streams: frames in flight on a CPU backend (copies that run side by side, see
+            :class:`~engine.pipeline.lanes.FrameLanes`); 1: one frame at a time.
     """
 
     card: ModelCard | None
@@ -63,6 +73,7 @@ class LoadRequest:
     precision: str | None = None
     factory: Callable[[], Selection] | None = None
     name: str | None = None
+    streams: int = 1
 
     @property
     def model_name(self) -> str | None:
@@ -84,6 +95,7 @@ class ActiveModel:
         precision: ``fp32``, ``fp16``…
         describe: the selection's one-line account (what was picked, what was skipped).
         request: the request it was loaded from.
+        in_flight: how many frames run at once (copies of the backend side by side).
     """
 
     name: str
@@ -93,6 +105,7 @@ class ActiveModel:
     precision: str
     describe: str
     request: LoadRequest
+    in_flight: int = 1
 
     @property
     def title(self) -> str:
@@ -155,16 +168,28 @@ class FramePair:
 
 
 @dataclass
+class _Job:
+    """A frame in flight on one of the loaded model's copies."""
+
+    item: CapturedFrame
+    loaded: _Loaded
+    future: Future
+
+
+@dataclass
 class _Loaded:
     selection: Selection
     pipeline: FramePipeline
     info: ActiveModel
+    lanes: FrameLanes | None = None
     closed: bool = field(default=False)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             try:
+                if self.lanes is not None:
+                    self.lanes.close()
                 self.selection.backend.close()
             except Exception:  # a backend that fails to close must not stop the app
                 log.debug("closing %s failed", self.info.title, exc_info=True)
@@ -202,6 +227,7 @@ class InferenceWorker(QObject):
     model_failed = Signal(str)
     runtime_failed = Signal(str)
     recording_finished = Signal(object)
+    _job_done = Signal()  # a frame in flight finished (emitted from a copy's thread)
 
     def __init__(self) -> None:
         super().__init__()
@@ -222,12 +248,21 @@ class InferenceWorker(QObject):
         self._last_raw_from: _Loaded | None = None
         self._shape: tuple[int, ...] | None = None
         self._display_scale = 1.0
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._capture: LatestSlot | None = None
+        self._pump_timer = QTimer(self)  # a child: it moves to the worker's thread with it
+        self._pump_timer.setSingleShot(True)
+        self._pump_timer.timeout.connect(self._pump)
+        self._job_done.connect(self._on_job_done, Qt.ConnectionType.QueuedConnection)
 
     # -- settings ----------------------------------------------------------------------
 
     @Slot(int, object)
     def set_source(self, generation: int, fps: object) -> None:
         """Frames of ``generation`` are the ones to process from now on."""
+        self._finish_jobs(wait=True, show=False)  # frames of the old source are not shown
+        self._pump_timer.stop()
+        self._capture = None
         self._generation = generation
         self._fps = float(fps) if fps else None
         self._last_item = None
@@ -260,6 +295,7 @@ class InferenceWorker(QObject):
     def load_model(self, request: LoadRequest) -> None:
         """Load a model and backend; keep the current one if that fails."""
         if request.card is None and request.factory is None:
+            self._finish_jobs(wait=True)
             self._replace(None)
             emit(self.model_loaded, None)
             self.refresh()
@@ -280,6 +316,7 @@ class InferenceWorker(QObject):
                 loaded.close()
                 emit(self.model_failed, load_error_message(request, exc))
                 return
+        self._finish_jobs(wait=True)  # the frames in flight finish on the model they started on
         self._replace(loaded)
         emit(self.model_loaded, loaded.info)
         self.refresh()
@@ -290,7 +327,11 @@ class InferenceWorker(QObject):
             selection = request.factory()
         else:
             selection = select_backend(
-                request.card, request.backend, request.device, request.precision
+                request.card,
+                request.backend,
+                request.device,
+                request.precision,
+                streams=request.streams,
             )
         backend = selection.backend
         info = ActiveModel(
@@ -301,8 +342,10 @@ class InferenceWorker(QObject):
             getattr(backend, "precision", "?"),
             selection.describe(),
             request,
+            getattr(backend, "streams", 1),
         )
-        return _Loaded(selection, FramePipeline(backend), info)
+        lanes = FrameLanes(backend.backends) if isinstance(backend, StreamedBackend) else None
+        return _Loaded(selection, FramePipeline(backend), info, lanes)
 
     def _replace(self, loaded: _Loaded | None) -> None:
         old = self._current
@@ -322,6 +365,10 @@ class InferenceWorker(QObject):
     def process_pending(self, slot: LatestSlot) -> None:
         """Process the frame waiting in the capture slot, if any (frames of an old source
         are dropped)."""
+        self._capture = slot
+        if self._current is not None and self._current.lanes is not None:
+            self._pump()
+            return
         item = slot.take()
         if item is None or item.generation != self._generation:
             return
@@ -330,8 +377,70 @@ class InferenceWorker(QObject):
     @Slot()
     def refresh(self) -> None:
         """Show the last frame again with the current settings (paused files, stills)."""
-        if self._last_item is not None:
+        # Frames in flight are composed with the current settings when they finish.
+        if self._last_item is not None and not self._jobs:
             self._process(self._last_item, refresh=True)
+
+    # -- frames in flight --------------------------------------------------------------
+
+    @Slot()
+    def _pump(self) -> None:
+        """Hand the waiting frame to an idle copy, at most one start per ``start_delay``."""
+        slot = self._capture
+        while slot is not None and slot.full:
+            loaded = self._current
+            if loaded is None or loaded.lanes is None:
+                if not self._jobs:
+                    self.process_pending(slot)
+                return
+            lanes = loaded.lanes
+            if not lanes.free:
+                return  # a copy that finishes pumps again
+            delay = lanes.start_delay()
+            if delay > 0:
+                if not self._pump_timer.isActive():
+                    self._pump_timer.start(max(1, math.ceil(delay * 1000.0)))
+                return
+            item = slot.take()
+            if item is None or item.generation != self._generation:
+                continue
+            self._shape = item.frame.image.shape
+            future = lanes.submit(item.frame.image, on_done=self._notify_done)
+            self._jobs.append(_Job(item, loaded, future))
+
+    def _notify_done(self, _future: Future) -> None:
+        emit(self._job_done)  # from the copy's thread: queued to this worker's thread
+
+    @Slot()
+    def _on_job_done(self) -> None:
+        self._finish_jobs(wait=False)
+        self._pump()
+
+    def _finish_jobs(self, wait: bool, show: bool = True) -> None:
+        """Show finished frames in the order they came (``wait``: every one, waiting).
+
+        Args:
+            wait: wait for the frames still in flight too.
+            show: compose, record and show them (``False``: drop them).
+        """
+        while self._jobs and (wait or self._jobs[0].future.done()):
+            job = self._jobs.popleft()
+            try:
+                result: LaneResult = job.future.result()
+            except Exception as exc:
+                log.debug("inference with %s failed", job.loaded.info.title, exc_info=True)
+                if not show or job.loaded.closed:
+                    continue
+                job.loaded.lanes.wait()  # no copy may run while the model is closed
+                t0 = time.perf_counter()
+                raw = self._runtime_failure(job.loaded, exc, job.item.frame.image)
+                self._show(job.item, raw, self._current, t0, time.perf_counter(), False)
+                continue
+            if not show or job.item.generation != self._generation:
+                continue
+            if not job.loaded.closed:
+                self._mark_good(job.loaded)
+            self._show(job.item, result.frame, job.loaded, result.started, result.ended, False)
 
     def _infer(self, image: np.ndarray) -> np.ndarray | None:
         loaded = self._current
@@ -342,6 +451,11 @@ class InferenceWorker(QObject):
         except Exception as exc:
             log.debug("inference with %s failed", loaded.info.title, exc_info=True)
             return self._runtime_failure(loaded, exc, image)
+        self._mark_good(loaded)
+        return raw
+
+    def _mark_good(self, loaded: _Loaded) -> None:
+        """``loaded`` just ran a frame: it becomes the one to fall back to."""
         if self._last_good is not loaded:
             if self._last_good is not None:
                 # Only its request is kept: reloading it is the fall-back if the new one
@@ -349,7 +463,6 @@ class InferenceWorker(QObject):
                 self._fallback = self._last_good.info.request
                 self._last_good.close()
             self._last_good = loaded
-        return raw
 
     def _reload_fallback(self) -> _Loaded | None:
         """The model that ran before the failing one, loaded again (``None`` if it cannot)."""
@@ -399,7 +512,20 @@ class InferenceWorker(QObject):
         else:
             raw = self._infer(image)
         t1 = time.perf_counter()
-        self._last_item, self._last_raw, self._last_raw_from = item, raw, self._current
+        self._show(item, raw, self._current, t0, t1, refresh)
+
+    def _show(
+        self,
+        item: CapturedFrame,
+        raw: np.ndarray | None,
+        loaded: _Loaded | None,
+        t0: float,
+        t1: float,
+        refresh: bool,
+    ) -> None:
+        """Compose, record and hand over one frame that ``loaded`` deblurred into ``raw``."""
+        image = item.frame.image
+        self._last_item, self._last_raw, self._last_raw_from = item, raw, loaded
         if raw is None:
             result = image
         else:
@@ -430,7 +556,7 @@ class InferenceWorker(QObject):
             original_view,
             result_view,
             heat_view,
-            self._current.info.name if self._current is not None and raw is not None else None,
+            loaded.info.name if loaded is not None and raw is not None else None,
             t0,
             t1,
             t2,
@@ -475,6 +601,8 @@ class InferenceWorker(QObject):
     @Slot()
     def shutdown(self) -> None:
         """Finish the recording and release the backends (the window is closing)."""
+        self._pump_timer.stop()
+        self._finish_jobs(wait=True, show=False)
         self.stop_recording()
         self._replace(None)
         self._last_item = self._last_raw = self._last_raw_from = None

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
+from engine.allocator import keep_freed_memory
 from engine.backends.base import PRECISIONS, BackendUnavailableError
 from engine.backends.select import BACKENDS, select_backend
 from engine.backends.streams import auto_streams
@@ -281,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         _err(f"error: {exc}")
         return 1
     print(selection.describe(), file=sys.stderr)
+    keep_freed_memory()  # decoded and converted frames reuse the pages of the last ones
     printer = ProgressPrinter(sys.stderr)
     cancel = threading.Event()
     outcome: dict[str, object] = {}

@@ -15,6 +15,7 @@ from app.sources import CAMERA, OpenedSource
 from app.workers import LoadRequest
 from engine.backends.identity import IdentityBackend
 from engine.backends.select import Selection
+from engine.backends.streams import StreamedBackend, auto_streams
 from engine.video import CameraError, FileSource, TimedFrame, list_cameras
 from engine.video.camera import NO_CAMERAS_MESSAGE
 from tests.app.conftest import MODEL, crop, grab, wait_model
@@ -334,22 +335,62 @@ class _BreaksOnThirdFrame(IdentityBackend):
         return super().infer(frames)
 
 
-def test_a_backend_failing_at_run_time_falls_back(qtbot, make_window, small_clip):
+def _fragile(copies: int):
+    if copies == 1:
+        return _BreaksOnThirdFrame()
+    return StreamedBackend([_BreaksOnThirdFrame() for _ in range(copies)])
+
+
+@pytest.mark.parametrize("copies", [1, 2])
+def test_a_backend_failing_at_run_time_falls_back(qtbot, make_window, small_clip, copies):
     window = make_window()
     wait_model(qtbot, window)
     window.open_path(small_clip, playing=False)
     window.pairs.wait(qtbot, _with_model)
     breaking = LoadRequest(
-        None, factory=lambda: Selection(_BreaksOnThirdFrame(), "fragile", []), name="fragile"
+        None, factory=lambda: Selection(_fragile(copies), "fragile", []), name="fragile"
     )
-    window.request_load(breaking)  # warm-up and the redraw pass; the next frame fails
+    # Warm-up and the redraw pass on the first copy; its next frame fails (with two copies,
+    # the first frame in flight goes to the first copy).
+    window.request_load(breaking)
     wait_model(qtbot, window, "fragile")
+    assert window.active_model.in_flight == copies
     with qtbot.waitSignal(window.error_shown, timeout=20000):
         window.step(1)
     assert "device lost" in window.last_error and "Switched back" in window.last_error
     wait_model(qtbot, window, MODEL)
     window.step(1)
     window.pairs.wait(qtbot, lambda p: _with_model(p) and p.captured.frame.index >= 2)
+
+
+@pytest.mark.skipif(auto_streams() < 2, reason="one core: no frames to overlap")
+def test_overlapped_frames_play_a_file_in_order_and_overlap_can_be_turned_off(
+    qtbot, make_window, small_clip, settings_path
+):
+    window = make_window()
+    wait_model(qtbot, window)
+    assert window.panel.overlap_check.isChecked()  # on by default with two or more cores
+    assert window.active_model.in_flight == 2
+    assert "2 frames at once" in window.panel.active_label.text()
+    window.loop_action.setChecked(False)
+    window.open_path(small_clip)
+    window.pairs.wait(qtbot, lambda p: p.captured.frame.index == 11 and not p.refresh)
+    shown = [p for p in window.pairs if _with_model(p) and not p.refresh]
+    indices = [p.captured.frame.index for p in shown]
+    assert indices == sorted(set(indices))  # in order, none twice
+    # Every frame in between was inferred (the display may skip one, the worker does not).
+    assert shown[-1].processed - shown[0].processed == indices[-1] - indices[0]
+    assert all(p.t_infer_end > p.t_infer_start for p in shown)
+    window.panel.overlap_check.setChecked(False)
+    qtbot.waitUntil(lambda: window.active_model.in_flight == 1, timeout=30000)
+    assert "at once" not in window.panel.active_label.text()
+    window.seek(0.0)
+    window.pairs.wait(qtbot, lambda p: p.captured.frame.index == 0 and p.captured.serial > 12)
+    window.save_settings()
+    restarted = make_window()
+    wait_model(qtbot, restarted)
+    assert not restarted.panel.overlap_check.isChecked()
+    assert restarted.active_model.in_flight == 1
 
 
 def test_no_camera_gives_an_empty_list_and_a_clear_message(qtbot, make_window, tmp_path):
