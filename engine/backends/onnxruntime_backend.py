@@ -13,10 +13,13 @@ import numpy as np
 import onnxruntime as ort
 
 from engine.backends.base import BackendUnavailableError, ClosingBackend, check_frames
-from engine.modelcard import ModelCard
+from engine.modelcard import ModelCard, ModelCardError
 from engine.pipeline.convert import FrameConverter
 
 ONNXRUNTIME_PRECISIONS = ("fp32", "fp16", "int8")
+
+#: Metadata key of an INT8 file: the sha256 of the fp32 ONNX file it was quantised from.
+INT8_SOURCE_KEY = "rtdeblur.source_sha256"
 
 # ONNX tensor type strings as ORT reports them → numpy dtypes the converter can fill.
 _ORT_DTYPES = {
@@ -187,9 +190,9 @@ class OnnxRuntimeBackend(ClosingBackend):
         """The backend for the model ``card`` describes, after checking its file.
 
         fp32 and fp16 load the card's files after checking their sha256. int8 loads
-        ``NAME.int8.onnx`` beside the card (built by ``rtdeblur quantize``); the card pins no
-        hash for it, so the card's fp32 file is verified instead, to be sure the card itself
-        matches the model the INT8 file was made from.
+        ``NAME.int8.onnx`` beside the card (built by ``rtdeblur quantize``), which records the
+        sha256 of the fp32 file it was quantised from: it must be the card's (verified) fp32
+        file, so an INT8 file left over from earlier weights is refused instead of run.
 
         Args:
             card: a loaded model card.
@@ -202,7 +205,8 @@ class OnnxRuntimeBackend(ClosingBackend):
 
         Raises:
             BackendUnavailableError: the card has no file for ``precision``, or it cannot run.
-            ModelCardError: a file is missing or does not match the card's sha256.
+            ModelCardError: a file is missing or does not match the card's sha256, or the
+                INT8 file was not quantised from the card's fp32 file.
         """
         if precision == "fp16":
             if not card.onnx_fp16 or not card.sha256_fp16:
@@ -222,7 +226,7 @@ class OnnxRuntimeBackend(ClosingBackend):
                 )
         else:
             path = card.verify()
-        return cls(
+        backend = cls(
             path,
             (float(card.input_range[0]), float(card.input_range[1])),
             card.multiple,
@@ -230,6 +234,22 @@ class OnnxRuntimeBackend(ClosingBackend):
             precision=precision,
             threads=threads,
         )
+        if precision == "int8":
+            source = backend.session.get_modelmeta().custom_metadata_map.get(INT8_SOURCE_KEY)
+            if source != card.sha256:
+                backend.close()
+                made = (
+                    f"was quantised from another fp32 file (sha256 {source[:12]}…, the card's "
+                    f"is {card.sha256[:12]}…)"
+                    if source
+                    else "does not record which fp32 file it was quantised from"
+                )
+                raise ModelCardError(
+                    f"model {card.name!r}: {path.name} {made}; build it again with "
+                    f"`rtdeblur quantize {card.onnx_path} --card {card.path} --calibration "
+                    f"PHOTOS_DIR -o {path}`"
+                )
+        return backend
 
     @property
     def session(self) -> ort.InferenceSession:

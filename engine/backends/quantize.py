@@ -23,7 +23,8 @@ import numpy as np
 
 from engine.atomic import atomic_output
 from engine.backends.base import BackendUnavailableError
-from engine.backends.onnxruntime_backend import OnnxRuntimeBackend
+from engine.backends.onnxruntime_backend import INT8_SOURCE_KEY, OnnxRuntimeBackend
+from engine.modelcard import sha256_of
 from engine.pipeline.convert import FrameConverter
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -237,7 +238,22 @@ def quantize_int8(
                 calibrate_method=calibrate[method],
                 extra_options=extra,
             )
+            record_source(tmp, src)
     return dst
+
+
+def record_source(int8_onnx: str | os.PathLike, src_onnx: str | os.PathLike) -> None:
+    """Note in ``int8_onnx``'s metadata the sha256 of the fp32 file it was quantised from
+    (checked when a model card loads it: see ``OnnxRuntimeBackend.from_card``)."""
+    import onnx
+
+    model = onnx.load(os.fspath(int8_onnx))
+    kept = [p for p in model.metadata_props if p.key != INT8_SOURCE_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = INT8_SOURCE_KEY, sha256_of(src_onnx)
+    onnx.save(model, os.fspath(int8_onnx))
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:

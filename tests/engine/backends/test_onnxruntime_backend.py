@@ -8,6 +8,7 @@ import pytest
 
 from engine.backends.base import Backend, BackendUnavailableError
 from engine.backends.onnxruntime_backend import (
+    INT8_SOURCE_KEY,
     OnnxRuntimeBackend,
     _count_physical_cores,
     physical_core_count,
@@ -275,8 +276,8 @@ def test_int8_quantisation_on_real_photos(tmp_path, exported, photos, capsys):
         print(f"\n  int8 vs fp32 ({name}, random weights, 128x128): {result}")
 
 
-def test_int8_from_card_finds_the_file_beside_it(tmp_path, exported, photos):
-    pytest.importorskip("onnx")
+def test_int8_from_card_finds_the_file_beside_it_and_checks_its_source(tmp_path, exported, photos):
+    onnx = pytest.importorskip("onnx")
     from engine.backends.quantize import quantize_int8
 
     train, _ = photos
@@ -299,3 +300,22 @@ def test_int8_from_card_finds_the_file_beside_it(tmp_path, exported, photos):
     backend = OnnxRuntimeBackend.from_card(card, precision="int8", threads=1)
     assert backend.precision == "int8"
     assert backend.infer(_frames(1, 64, 64)).shape == (1, 64, 64, 3)
+    backend.close()
+    # New fp32 weights under the same name: the INT8 file of the old ones is refused.
+    retrained = tmp_path / "retrained.onnx"
+    retrained.write_bytes(src.read_bytes() + b"\0")
+    newer = _card(tmp_path, name, retrained)
+    with pytest.raises(ModelCardError, match="quantised from another fp32 file"):
+        OnnxRuntimeBackend.from_card(newer, precision="int8", threads=1)
+    # An INT8 file that does not say where it came from is refused too.
+    card = _card(tmp_path, name, path)
+    int8 = tmp_path / f"{name}.int8.onnx"
+    model = onnx.load(int8)
+    recorded = {p.key: p.value for p in model.metadata_props}
+    assert recorded[INT8_SOURCE_KEY] == sha256_of(path)
+    kept = [p for p in model.metadata_props if p.key != INT8_SOURCE_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, int8)
+    with pytest.raises(ModelCardError, match="does not record which fp32 file"):
+        OnnxRuntimeBackend.from_card(card, precision="int8", threads=1)
