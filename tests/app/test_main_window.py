@@ -405,17 +405,24 @@ def test_no_camera_gives_an_empty_list_and_a_clear_message(qtbot, make_window, t
     assert "no cameras found" in window.camera_combo.toolTip()
 
 
-def test_live_sources_drop_frames_and_files_do_not(qtbot, make_window, fast_clip):
-    class Slow(IdentityBackend):
-        def infer(self, frames):
-            time.sleep(0.06)
-            return super().infer(frames)
+class _Slow(IdentityBackend):
+    def infer(self, frames):
+        time.sleep(0.06)
+        return super().infer(frames)
 
+
+def _slow(copies: int):
+    return _Slow() if copies == 1 else StreamedBackend([_Slow() for _ in range(copies)])
+
+
+@pytest.mark.parametrize("copies", [1, 2])
+def test_live_sources_drop_frames_and_files_do_not(qtbot, make_window, fast_clip, copies):
     window = make_window(passthrough=True)
     window.loop_action.setChecked(False)
-    slow = LoadRequest(None, factory=lambda: Selection(Slow(), "slow", []), name="slow")
+    slow = LoadRequest(None, factory=lambda: Selection(_slow(copies), "slow", []), name="slow")
     window.request_load(slow)
     wait_model(qtbot, window, "slow")
+    assert window.active_model.in_flight == copies
     # CameraSource through OpenCV on a file: read as fast as it decodes, like a live feed.
     assert window.open_camera(fast_clip)
     assert window.opened.kind == CAMERA
@@ -433,6 +440,8 @@ def test_live_sources_drop_frames_and_files_do_not(qtbot, make_window, fast_clip
         last.processed - window.pairs[0].processed
         == last.captured.serial - window.pairs[0].captured.serial
     )
+    indices = [p.captured.frame.index for p in window.pairs if not p.refresh]
+    assert indices == sorted(set(indices))  # shown in order, with frames in flight too
 
 
 def test_dropping_a_file_opens_it_and_help_lists_the_shortcuts(qtbot, make_window, small_clip):
