@@ -1,11 +1,13 @@
 """The Compare panel: two models (or one against the original) on the loaded clip, scored live.
 
 The panel picks side A and side B (a model card or "Original"), then a :class:`CompareWorker`
-in its own QThread runs the engine's comparison core (:func:`engine.compare.run_comparison`,
-unpaired mode: the loaded clip has no sharp reference) on a fresh reader of the clip. Each
-frame's scores arrive through a queued signal and extend a live line chart; the latest two
-results are shown in an A/B :class:`~app.comparison_view.ComparisonView`. When the run ends,
-"Export report…" writes the engine's report (CSV, plots, HTML) from the worker thread.
+in its own QThread runs the engine's comparison core (:func:`engine.compare.run_comparison`)
+on a fresh reader of the clip: against a sharp reference (a video or image folder of the
+same frames, chosen in the panel) with PSNR and SSIM, or without one with no-reference
+sharpness measures and flicker. Each frame's scores arrive through a queued signal and extend
+a live line chart; the latest two results are shown in an A/B
+:class:`~app.comparison_view.ComparisonView`. When the run ends, "Export report…" writes the
+engine's report (CSV, plots, HTML) from the worker thread.
 
 No pixel work happens here: scoring and display conversion are engine calls made in the
 worker thread; the GUI thread wraps finished display frames into QImages and paints.
@@ -46,6 +48,7 @@ from engine.backends.select import select_backend
 from engine.compare import (
     FLICKER,
     INPUT,
+    PAIRED_METRICS,
     UNPAIRED_METRICS,
     CompareError,
     ComparisonResult,
@@ -63,6 +66,8 @@ VIEW_INTERVAL_S = 0.066  # the A/B view follows at ~15 fps: enough to watch, che
 METRIC_CHOICES = [(m.name, m.label) for m in UNPAIRED_METRICS] + [
     (FLICKER, "Flicker (mean |Δ| to previous frame)")
 ]
+PAIRED_METRIC_CHOICES = [(m.name, m.label) for m in PAIRED_METRICS]
+NO_REFERENCE = "None: no-reference sharpness"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class CompareRequest:
         backend: the ``select_backend`` name.
         device: its device (``None``: its usual one).
         limit: compare at most this many frames.
+        reference: the sharp version of the clip (video or image folder) for PSNR and SSIM;
+            ``None``: no-reference measures.
     """
 
     source: Path
@@ -84,6 +91,7 @@ class CompareRequest:
     backend: str = "auto"
     device: str | None = None
     limit: int | None = None
+    reference: Path | None = None
 
     def subject_names(self) -> tuple[str, str]:
         """The result subjects shown as A and B (``input`` for the original)."""
@@ -163,6 +171,7 @@ class CompareWorker(QObject):
             result = run_comparison(
                 request.source,
                 models,
+                request.reference,
                 limit=request.limit,
                 on_frame=lambda f: emit(self.frame_scored, f),
                 on_images=show,
@@ -329,6 +338,7 @@ class ComparePanel(QWidget):
         super().__init__(parent)
         self.backend_provider = backend_provider or (lambda: ("auto", None))
         self.source_path: Path | None = None
+        self.reference_path: Path | None = None
         self.result: ComparisonResult | None = None
         self.frames: list[FrameResult] = []  # numbers only: the chart can switch metric
         self.request: CompareRequest | None = None
@@ -355,11 +365,23 @@ class ComparePanel(QWidget):
         self.a_combo = QComboBox()
         self.b_combo = QComboBox()
         self.metric_combo = QComboBox()
-        for name, label in METRIC_CHOICES:
-            self.metric_combo.addItem(label, name)
+        self.reference_label = QLabel(NO_REFERENCE)
+        self.reference_label.setWordWrap(True)
+        self.reference_button = QPushButton("Choose…")
+        self.reference_button.setToolTip(
+            "The sharp version of the clip (a video or a folder of images with the same "
+            "frames): scores become PSNR and SSIM against it"
+        )
+        self.reference_clear = QPushButton("Clear")
+        reference_row = QHBoxLayout()
+        reference_row.addWidget(self.reference_label, 1)
+        reference_row.addWidget(self.reference_button)
+        reference_row.addWidget(self.reference_clear)
         form.addRow("A", self.a_combo)
         form.addRow("B", self.b_combo)
+        form.addRow("Reference", reference_row)
         form.addRow("Graph", self.metric_combo)
+        self._fill_metrics()
         layout.addLayout(form)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run")
@@ -384,6 +406,8 @@ class ComparePanel(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.export_button.clicked.connect(lambda: self.export_report())
         self.metric_combo.currentIndexChanged.connect(lambda _: self._replot())
+        self.reference_button.clicked.connect(lambda: self.choose_reference())
+        self.reference_clear.clicked.connect(lambda: self.set_reference(None))
         self._update_buttons()
 
     # -- inputs ------------------------------------------------------------------------
@@ -407,6 +431,8 @@ class ComparePanel(QWidget):
                 path = Path(opened.spec.removeprefix("file:"))
         elif opened is not None:
             path = Path(opened)
+        if path != self.source_path:
+            self.set_reference(None)  # a reference belongs to one clip
         self.source_path = path
         if not self._running:
             self.status_label.setText(
@@ -414,9 +440,53 @@ class ComparePanel(QWidget):
             )
         self._update_buttons()
 
+    def set_reference(self, path: str | os.PathLike | None) -> None:
+        """The sharp version of the clip (paired scores), or ``None`` (no-reference scores).
+
+        It applies to the next run; a new clip clears it.
+        """
+        self.reference_path = Path(path) if path is not None else None
+        name = self.reference_path.name if self.reference_path is not None else None
+        self.reference_label.setText(name or NO_REFERENCE)
+        self.reference_label.setToolTip(os.fspath(self.reference_path) if name else "")
+        if not self._running:
+            self._fill_metrics()
+            self._replot()
+        self._update_buttons()
+
+    def choose_reference(self) -> bool:
+        """Ask for the reference: a video file, or (cancelled) an image folder."""
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Sharp reference video (cancel to choose an image folder)",
+            os.fspath(self.source_path.parent) if self.source_path else "",
+            "Videos (*.mp4 *.mov *.mkv *.avi *.webm *.m4v);;All files (*)",
+        )
+        if not path:
+            path = QFileDialog.getExistingDirectory(self, "Folder of sharp reference images")
+        if not path:
+            return False
+        self.set_reference(path)
+        return True
+
+    def _fill_metrics(self, paired: bool | None = None) -> None:
+        paired = self.reference_path is not None if paired is None else paired
+        choices = PAIRED_METRIC_CHOICES if paired else METRIC_CHOICES
+        if [self.metric_combo.itemData(i) for i in range(self.metric_combo.count())] == [
+            name for name, _ in choices
+        ]:
+            return
+        self.metric_combo.blockSignals(True)
+        self.metric_combo.clear()
+        for name, label in choices:
+            self.metric_combo.addItem(label, name)
+        self.metric_combo.blockSignals(False)
+
     def _update_buttons(self) -> None:
         ready = self.source_path is not None and self.a_combo.count() > 0
         self.run_button.setEnabled(ready and not self._running)
+        self.reference_button.setEnabled(self.source_path is not None and not self._running)
+        self.reference_clear.setEnabled(self.reference_path is not None and not self._running)
         self.stop_button.setEnabled(self._running)
         self.export_button.setEnabled(self.result is not None and not self._running)
 
@@ -438,7 +508,10 @@ class ComparePanel(QWidget):
             self.status_label.setText("Choose a model for A or B (both are the original).")
             return False
         backend, device = self.backend_provider()
-        request = CompareRequest(self.source_path, a, b, backend, device, limit)
+        request = CompareRequest(
+            self.source_path, a, b, backend, device, limit, self.reference_path
+        )
+        self._fill_metrics(paired=request.reference is not None)
         self.request = request
         self.result = None
         self.frames = []
@@ -449,7 +522,8 @@ class ComparePanel(QWidget):
         self.view.clear()
         self.summary_label.clear()
         self._replot()
-        self.status_label.setText(f"Comparing on {self.source_path.name}…")
+        against = f" against {request.reference.name}" if request.reference else ""
+        self.status_label.setText(f"Comparing on {self.source_path.name}{against}…")
         self._update_buttons()
         emit(self._request_run, request)
         return True
@@ -506,6 +580,12 @@ class ComparePanel(QWidget):
         lines = []
         for side, subject in (("A", name_a), ("B", name_b)):
             s = result.summary[subject]
+            if result.paired:
+                lines.append(
+                    f"{side} {subject}: PSNR {s['psnr'].mean:.2f} dB, SSIM {s['ssim'].mean:.4f} "
+                    "against the reference"
+                )
+                continue
             ratio = result.flicker_ratio.get(subject, math.nan)
             lines.append(
                 f"{side} {subject}: Laplacian var {s['laplacian_var'].mean:.1f}, "
@@ -514,7 +594,8 @@ class ComparePanel(QWidget):
             )
         self.summary_label.setText("\n".join(lines))
         stopped = " (stopped)" if result.cancelled else ""
-        self.status_label.setText(f"Compared {len(result.frames)} frames{stopped}.")
+        warnings = "".join(f" Note: {w}." for w in result.warnings)
+        self.status_label.setText(f"Compared {len(result.frames)} frames{stopped}.{warnings}")
         self._update_buttons()
         emit(self.run_finished, result)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+from fractions import Fraction
 
+import cv2
 import pytest
 
-from app.compare_panel import ComparePanel
+from app.compare_panel import NO_REFERENCE, ComparePanel
 from engine.modelcard import find_cards
+from engine.video import FileSource, VideoSink
 from tests.app.conftest import MODEL, write_clip
 
 FRAMES = 6
@@ -78,3 +81,58 @@ def test_main_window_has_compare_dock(make_window, small_clip):
     assert window.open_path(small_clip)
     assert panel.source_path == small_clip
     assert panel.run_button.isEnabled()
+
+
+def _blurred_copy(clip, path):
+    """The clip, blurred (its sharp version is the clip itself)."""
+    with FileSource(clip) as src:
+        frames = [cv2.GaussianBlur(f.image, (7, 7), 2.0) for f in src]
+    h, w = frames[0].shape[:2]
+    with VideoSink(path, w, h, codec="h264", frame_rate=10, time_base=Fraction(1, 10)) as sink:
+        for i, frame in enumerate(frames):
+            sink.write(frame, i)
+    return path
+
+
+def test_a_reference_gives_psnr_and_ssim_until_another_clip_opens(qtbot, panel, clip, tmp_path):
+    blurred = _blurred_copy(clip, tmp_path / "blurred.mp4")
+    panel.set_source(blurred)
+    assert panel.reference_label.text() == NO_REFERENCE
+    assert panel.reference_button.isEnabled() and not panel.reference_clear.isEnabled()
+    panel.set_reference(clip)
+    assert panel.reference_label.text() == clip.name and panel.reference_clear.isEnabled()
+    metrics = [panel.metric_combo.itemData(i) for i in range(panel.metric_combo.count())]
+    assert metrics == ["psnr", "ssim"]
+    with qtbot.waitSignal(panel.run_finished, timeout=60000) as blocker:
+        assert panel.start()
+    result = blocker.args[0]
+    assert not isinstance(result, str), result
+    assert result.paired and len(result.frames) == FRAMES
+    assert panel.chart.values(f"B: {MODEL}") == result.series(MODEL, "psnr")
+    assert panel.chart.values("A: input") == result.series("input", "psnr")
+    assert 15.0 < result.summary["input"]["psnr"].mean < 45.0  # blurred, so not identical
+    assert "PSNR" in panel.summary_label.text() and "against the reference" in (
+        panel.summary_label.text()
+    )
+    # Another clip: the reference belonged to the last one.
+    panel.set_source(clip)
+    assert panel.reference_path is None and panel.reference_label.text() == NO_REFERENCE
+    assert panel.metric_combo.findData("laplacian_var") >= 0
+
+
+def test_a_reference_of_another_size_is_refused_and_a_shorter_one_noted(
+    qtbot, panel, clip, tmp_path
+):
+    panel.set_source(clip)
+    panel.set_reference(write_clip(tmp_path / "big.mp4", FRAMES, size=(96, 64)))
+    with qtbot.waitSignal(panel.run_finished, timeout=60000) as blocker:
+        assert panel.start()
+    assert isinstance(blocker.args[0], str) and "sizes must match" in blocker.args[0]
+    assert "sizes must match" in panel.status_label.text()
+    panel.set_reference(write_clip(tmp_path / "short.mp4", FRAMES - 2, size=(64, 48)))
+    with qtbot.waitSignal(panel.run_finished, timeout=60000) as blocker:
+        assert panel.start()
+    assert len(blocker.args[0].frames) == FRAMES - 2
+    assert f"the reference ends after {FRAMES - 2} frames" in panel.status_label.text()
+    panel.reference_clear.click()
+    assert panel.reference_path is None and panel.metric_combo.findData("flicker") >= 0
