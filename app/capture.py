@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from PySide6.QtCore import QThread, Signal
 
 from app.frame_slot import LatestSlot
-from app.qt_compat import emit
 from app.sources import OpenedSource
 from engine.video import TimedFrame
 
@@ -127,7 +126,7 @@ class CaptureThread(QThread):
             self._anchor = None
             self._cond.notify_all()
         if changed:
-            emit(self.playing_changed, playing)
+            self.playing_changed.emit(playing)
 
     def set_loop(self, loop: bool) -> None:
         """Start again at the end of a file, or pause there."""
@@ -168,7 +167,7 @@ class CaptureThread(QThread):
         except Exception as exc:  # reported to the GUI, which shows it
             log.debug("capture of %s failed", self.opened.label, exc_info=True)
             if not self._stopping():
-                emit(self.failed, self.generation, str(exc) or type(exc).__name__)
+                self.failed.emit(self.generation, str(exc) or type(exc).__name__)
         finally:
             try:
                 self.source.close()
@@ -274,7 +273,7 @@ class CaptureThread(QThread):
         # first, as files never drop); a live frame when the device delivered it.
         restamp = None if self.opened.live else _stamp_now
         if self.slot.put(item, self._interrupted, restamp):
-            emit(self.frame_ready, self.slot)
+            self.frame_ready.emit(self.slot)
         return True
 
     def _at_end(self) -> None:
@@ -283,7 +282,7 @@ class CaptureThread(QThread):
             # camera path is tested) after its last: nothing more will come.
             if self.opened.live and not self._live_ended:
                 self._live_ended = True
-                emit(self.ended, self.generation)
+                self.ended.emit(self.generation)
             with self._cond:
                 self._deliver_once = False
                 if not self._stop:
@@ -300,8 +299,8 @@ class CaptureThread(QThread):
             self._playing = False
             self._deliver_once = False
         if was_playing:
-            emit(self.playing_changed, False)
-            emit(self.ended, self.generation)
+            self.playing_changed.emit(False)
+            self.ended.emit(self.generation)
 
     def _wait_until_due(self, media_time: float) -> None:
         now = time.perf_counter()

@@ -181,7 +181,12 @@ def run(args: argparse.Namespace) -> int:
 
     from app.comparison_view import ViewMode
     from app.main_window import SAMPLE_CLIP, MainWindow
+    from app.qt_compat import binding_problem
 
+    problem = binding_problem()
+    if problem is not None:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 1
     keep_freed_memory()  # the preview's per-frame arrays reuse the pages of the last ones
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
 from app.comparison_view import ComparisonView, ViewMode
 from app.frame_slot import LatestSlot
 from app.images import display_qimage
-from app.qt_compat import emit
 from app.sources import OpenedSource
 from engine.backends.base import BackendUnavailableError
 from engine.backends.select import select_backend
@@ -166,29 +165,29 @@ class CompareWorker(QObject):
                     index, to_display(frames[slot_a]), to_display(frames[slot_b]), (w, h)
                 )
                 if self.views.put(views):
-                    emit(self.views_ready)
+                    self.views_ready.emit()
 
             result = run_comparison(
                 request.source,
                 models,
                 request.reference,
                 limit=request.limit,
-                on_frame=lambda f: emit(self.frame_scored, f),
+                on_frame=lambda f: self.frame_scored.emit(f),
                 on_images=show,
                 cancel=self.cancel,
             )
             result.inputs["models"] = f"A: {name_a}, B: {name_b}"
             result.inputs["backend"] = "; ".join(s.label for s in selections) or "none"
         except (CompareError, ModelCardError, BackendUnavailableError, ValueError) as exc:
-            emit(self.failed, str(exc))
+            self.failed.emit(str(exc))
             return
         except Exception as exc:  # a model failing mid-run must not kill the thread
-            emit(self.failed, f"{type(exc).__name__}: {exc}")
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
             return
         finally:
             for s in selections:
                 s.backend.close()
-        emit(self.finished, result)
+        self.finished.emit(result)
 
     @Slot(object, str)
     def export(self, result: ComparisonResult, folder: str) -> None:
@@ -196,9 +195,9 @@ class CompareWorker(QObject):
         try:
             files = write_report(result, folder)
         except OSError as exc:
-            emit(self.report_written, f"Cannot write the report in {folder}: {exc}")
+            self.report_written.emit(f"Cannot write the report in {folder}: {exc}")
             return
-        emit(self.report_written, files)
+        self.report_written.emit(files)
 
 
 class MetricChart(QWidget):
@@ -525,7 +524,7 @@ class ComparePanel(QWidget):
         against = f" against {request.reference.name}" if request.reference else ""
         self.status_label.setText(f"Comparing on {self.source_path.name}{against}…")
         self._update_buttons()
-        emit(self._request_run, request)
+        self._request_run.emit(request)
         return True
 
     @Slot()
@@ -561,7 +560,7 @@ class ComparePanel(QWidget):
         for legend, subject in self._series():
             self.chart.append(legend, frame.values[subject].get(metric, math.nan))
         self.status_label.setText(f"Frame {frame.index + 1}…")
-        emit(self.frame_scored, frame)
+        self.frame_scored.emit(frame)
 
     @Slot()
     def _on_views_ready(self) -> None:
@@ -597,14 +596,14 @@ class ComparePanel(QWidget):
         warnings = "".join(f" Note: {w}." for w in result.warnings)
         self.status_label.setText(f"Compared {len(result.frames)} frames{stopped}.{warnings}")
         self._update_buttons()
-        emit(self.run_finished, result)
+        self.run_finished.emit(result)
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self._running = False
         self.status_label.setText(f"Comparison failed: {message}")
         self._update_buttons()
-        emit(self.run_finished, message)
+        self.run_finished.emit(message)
 
     # -- report ------------------------------------------------------------------------
 
@@ -622,7 +621,7 @@ class ComparePanel(QWidget):
                 return False
         self.status_label.setText(f"Writing the report in {folder}…")
         self.export_button.setEnabled(False)
-        emit(self._request_export, self.result, os.fspath(folder))
+        self._request_export.emit(self.result, os.fspath(folder))
         return True
 
     @Slot(object)
@@ -633,7 +632,7 @@ class ComparePanel(QWidget):
             note = f" ({outcome.plot_note})" if outcome.plot_note else ""
             self.status_label.setText(f"Report written: {outcome.html}{note}")
         self._update_buttons()
-        emit(self.report_exported, outcome)
+        self.report_exported.emit(outcome)
 
     def shutdown(self) -> None:
         """Stop a run and end the worker thread (the window calls this when it closes)."""

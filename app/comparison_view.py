@@ -43,7 +43,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.images import rgb_qimage
-from app.qt_compat import emit
 from engine.pipeline.compose import heatmap_legend
 
 
@@ -173,7 +172,7 @@ class ComparisonView(QWidget):
         self._keep, self._token, self._heat_gain = keep, token, heat_gain
         if old != self.image_size():
             self._center = QPointF(self._size.width() / 2.0, self._size.height() / 2.0)
-            emit(self.zoom_changed, self.scale())
+            self.zoom_changed.emit(self.scale())
         self.update()
 
     def clear(self) -> None:
@@ -219,8 +218,8 @@ class ComparisonView(QWidget):
         """Switch mode (zoom and centre are kept; fit refits to the new pane size)."""
         if mode != self._mode:
             self._mode = mode
-            emit(self.mode_changed, mode)
-            emit(self.zoom_changed, self.scale())
+            self.mode_changed.emit(mode)
+            self.zoom_changed.emit(self.scale())
             self.update()
 
     def split(self) -> float:
@@ -232,7 +231,7 @@ class ComparisonView(QWidget):
         fraction = min(max(float(fraction), 0.0), 1.0)
         if fraction != self._split:
             self._split = fraction
-            emit(self.split_changed, fraction)
+            self.split_changed.emit(fraction)
             self.update()
 
     def divider_x(self) -> float:
@@ -334,7 +333,7 @@ class ComparisonView(QWidget):
     def fit(self) -> None:
         """Fit the whole frame in the pane (and keep fitting as the window resizes)."""
         self._zoom = None
-        emit(self.zoom_changed, self.scale())
+        self.zoom_changed.emit(self.scale())
         self.update()
 
     def actual_size(self) -> None:
@@ -356,7 +355,7 @@ class ComparisonView(QWidget):
             anchor.y() - (about.y() - pane.center().y()) / scale,
         )
         self._clamp_center()
-        emit(self.zoom_changed, scale)
+        self.zoom_changed.emit(scale)
         self.update()
 
     def zoom_by(self, factor: float, about: QPointF | None = None) -> None:
@@ -386,7 +385,7 @@ class ComparisonView(QWidget):
         """A fitted frame changes scale with the widget."""
         super().resizeEvent(event)
         if self._zoom is None and self.has_frames():
-            emit(self.zoom_changed, self.scale())
+            self.zoom_changed.emit(self.scale())
 
     # -- input -------------------------------------------------------------------------
 
@@ -475,7 +474,7 @@ class ComparisonView(QWidget):
         token, self._token = self._token, None
         if token is not None:
             t1 = time.perf_counter()
-            emit(self.frame_painted, token, (t1 - t0) * 1000.0, t1)
+            self.frame_painted.emit(token, (t1 - t0) * 1000.0, t1)
 
     def _paint_background(self, p: QPainter) -> None:
         # Only around the frame: filling under it too would cost a frame-sized pass.

@@ -68,7 +68,6 @@ from app.help_dialog import ShortcutsDialog
 from app.images import display_qimage
 from app.panels import PlaybackBar, SidePanel, format_time
 from app.process_dialog import ProcessDialog
-from app.qt_compat import emit
 from app.recording import RecordingResult, RecordRequest
 from app.settings import AppSettings
 from app.shortcuts import HOLD_ORIGINAL, SHORTCUTS
@@ -486,7 +485,7 @@ class MainWindow(QMainWindow):
         self.panel.record_mode_combo.setCurrentIndex(max(index, 0))
         value = round(s.intensity * 100)
         self.panel.intensity_slider.setValue(value)
-        emit(self._request_intensity, value / 100.0)
+        self._request_intensity.emit(value / 100.0)
         self.set_view_mode(ViewMode.parse(s.view_mode))
         self._show_output_folder()
 
@@ -618,7 +617,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Recording stopped: the source changed", 5000)
         self._stop_capture()
         self._generation += 1
-        emit(self._request_source, self._generation, opened.source.fps)
+        self._request_source.emit(self._generation, opened.source.fps)
         capture = CaptureThread(
             opened,
             self._generation,
@@ -655,7 +654,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"rtdeblur — {opened.label}")
         self.settings.last_source = opened.spec
         self.statusBar().showMessage(f"Opened {opened.label}", 3000)
-        emit(self.source_opened, opened)
+        self.source_opened.emit(opened)
 
     def _stop_capture(self) -> None:
         capture, self._capture = self._capture, None
@@ -679,7 +678,7 @@ class MainWindow(QMainWindow):
             title, f"{message}\n\nThe last frame stays on screen; open another source or try again."
         )
         self.source_label.setText(f"  {label} · stopped")
-        emit(self.source_stopped, message)
+        self.source_stopped.emit(message)
 
     @Slot(int)
     def _on_capture_ended(self, generation: int) -> None:
@@ -687,7 +686,7 @@ class MainWindow(QMainWindow):
             return
         if self.opened.live:
             self.statusBar().showMessage(f"{self.opened.label} ended", 5000)
-            emit(self.source_stopped, "ended")
+            self.source_stopped.emit("ended")
         else:
             self.playback.set_playing(False)
             self.statusBar().showMessage("End of the video", 3000)
@@ -909,7 +908,7 @@ class MainWindow(QMainWindow):
         where = self._backend_choice().label if request.factory is None else "its backend"
         self.panel.active_label.setText(f"Loading {request.model_name} on {where}…")
         self.view.set_notice(f"Loading {request.model_name}…")
-        emit(self._request_load, request)
+        self._request_load.emit(request)
 
     def _on_model_selected(self, current: QListWidgetItem | None, _previous=None) -> None:
         card = current.data(Qt.ItemDataRole.UserRole) if current is not None else None
@@ -981,7 +980,7 @@ class MainWindow(QMainWindow):
             self.view.set_notice("")
             self._sync_model_selection(active.name)
             self.statusBar().showMessage(f"Running {active.title}", 4000)
-        emit(self.model_changed, active)
+        self.model_changed.emit(active)
 
     def _sync_model_selection(self, name: str) -> None:
         item = self._card_item(name)
@@ -1016,7 +1015,7 @@ class MainWindow(QMainWindow):
         self.view.set_mode(mode)
         self.mode_actions[mode].setChecked(True)
         self.panel.mode_buttons[mode].setChecked(True)
-        emit(self._request_heatmap, mode == ViewMode.HEATMAP)
+        self._request_heatmap.emit(mode == ViewMode.HEATMAP)
         self.settings.view_mode = mode.value
 
     def _on_zoom_changed(self, scale: float) -> None:
@@ -1030,10 +1029,10 @@ class MainWindow(QMainWindow):
         scale = self.view.prescale()
         if abs(scale - self._sent_prescale) > 1e-6:
             self._sent_prescale = scale
-            emit(self._request_display_scale, scale)
+            self._request_display_scale.emit(scale)
 
     def _on_intensity(self, value: int) -> None:
-        emit(self._request_intensity, value / 100.0)
+        self._request_intensity.emit(value / 100.0)
         self.settings.intensity = value / 100.0
 
     def _nudge_intensity(self, delta: int) -> None:
@@ -1122,7 +1121,7 @@ class MainWindow(QMainWindow):
                     dropped=c.dropped + pair.display_dropped + self._unpainted,
                 )
             )
-        emit(self.pair_displayed, pair)
+        self.pair_displayed.emit(pair)
 
     def stats_text(self, snap: StatsSnapshot | None = None) -> str:
         """The status bar's statistics line."""
@@ -1204,7 +1203,7 @@ class MainWindow(QMainWindow):
         path = Path(path)
         self._recording = True
         self._record_started = time.monotonic()
-        emit(self._request_record, RecordRequest(path, mode))
+        self._request_record.emit(RecordRequest(path, mode))
         self._show_recording(True)
         self.statusBar().showMessage(f"Recording to {path}", 4000)
         return path
@@ -1214,7 +1213,7 @@ class MainWindow(QMainWindow):
         if not self._recording:
             return
         self._recording = False
-        emit(self._request_stop_record)
+        self._request_stop_record.emit()
         self._show_recording(False)
         self.statusBar().showMessage("Finishing the recording…")
 
@@ -1240,7 +1239,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 f"Saved the recording: {result.path} ({result.frames} frames)", 8000
             )
-        emit(self.recording_finished, result)
+        self.recording_finished.emit(result)
 
     @Slot()
     def snapshot(self) -> None:
@@ -1264,9 +1263,9 @@ class MainWindow(QMainWindow):
                     write_image(f"{stem}_side_by_side.png", side_by_side(original, result)),
                 ]
             except (SinkError, OSError) as exc:
-                emit(self._snapshot_done, f"Cannot save the snapshot: {exc}")
+                self._snapshot_done.emit(f"Cannot save the snapshot: {exc}")
             else:
-                emit(self._snapshot_done, paths)
+                self._snapshot_done.emit(paths)
 
         thread = threading.Thread(target=work, name="snapshot")
         self._snapshot_threads = [t for t in self._snapshot_threads if t.is_alive()]
@@ -1280,7 +1279,7 @@ class MainWindow(QMainWindow):
         else:
             names = ", ".join(p.name for p in outcome)
             self.statusBar().showMessage(f"Saved {names} in {outcome[0].parent}", 8000)
-        emit(self.snapshot_saved, outcome)
+        self.snapshot_saved.emit(outcome)
 
     @Slot()
     def choose_output_folder(self) -> None:
@@ -1362,7 +1361,7 @@ class MainWindow(QMainWindow):
         box.setInformativeText(message)
         box.show()
         box.raise_()
-        emit(self.error_shown, message)
+        self.error_shown.emit(message)
 
     @property
     def error_dialog(self) -> QMessageBox | None:
@@ -1420,7 +1419,7 @@ class MainWindow(QMainWindow):
             self._stop_capture()
             self.compare_panel.shutdown()
             self._recording = False
-            emit(self._request_shutdown)
+            self._request_shutdown.emit()
             self._worker_thread.quit()
             self._worker_thread.wait()
             for thread in self._snapshot_threads:

@@ -39,7 +39,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.qt_compat import emit
 from engine.backends.select import Selection
 from engine.process import (
     CANCELLED,
@@ -124,7 +123,7 @@ class ProcessRunner(QObject):
         now = time.monotonic()
         if progress.file_done or now - self._last >= self._min_interval:
             self._last = now
-            emit(self.progress, progress)
+            self.progress.emit(progress)
 
     @Slot()
     def run(self) -> None:
@@ -132,29 +131,29 @@ class ProcessRunner(QObject):
         try:
             jobs = plan_jobs(self.inputs, self.output, self.options)
         except ProcessError as exc:
-            emit(self.failed, str(exc))
+            self.failed.emit(str(exc))
             return
-        emit(self.planned, jobs)
+        self.planned.emit(jobs)
         if all(job.error is not None for job in jobs):
-            emit(self.finished, [FileResult(j.input, None, FAILED, j.error or "") for j in jobs])
+            self.finished.emit([FileResult(j.input, None, FAILED, j.error or "") for j in jobs])
             return
         try:
             selection = self.backend_factory()
         except Exception as exc:
-            emit(self.failed, f"cannot load the model: {exc}")
+            self.failed.emit(f"cannot load the model: {exc}")
             return
         try:
             results = run_jobs(jobs, selection.backend, self.options, self._report, self.cancel)
         except Exception as exc:  # run_jobs reports per file; this is a bug or a crash
             log.debug("processing failed", exc_info=True)
-            emit(self.failed, f"processing stopped: {type(exc).__name__}: {exc}")
+            self.failed.emit(f"processing stopped: {type(exc).__name__}: {exc}")
             return
         finally:
             try:
                 selection.backend.close()
             except Exception:
                 log.debug("closing the processing backend failed", exc_info=True)
-        emit(self.finished, results)
+        self.finished.emit(results)
 
 
 class _DropList(QListWidget):
@@ -182,7 +181,7 @@ class _DropList(QListWidget):
         """Add the dropped paths to the queue."""
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
-            emit(self.paths_dropped, paths)
+            self.paths_dropped.emit(paths)
             event.acceptProposedAction()
 
 
@@ -348,7 +347,7 @@ class ProcessDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_edit.text())
         if folder:
             self.output_edit.setText(folder)
-            emit(self.output_folder_changed, Path(folder))
+            self.output_folder_changed.emit(Path(folder))
 
     def options(self) -> ProcessOptions:
         """The processing options chosen."""
@@ -466,14 +465,14 @@ class ProcessDialog(QDialog):
         if not counts[CANCELLED]:
             self.total_bar.setValue(self.total_bar.maximum())
         self._end_thread()
-        emit(self.run_finished, self.results)
+        self.run_finished.emit(self.results)
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.summary_label.setText(f"Could not run: {message}")
         self.file_label.setText("Stopped")
         self._end_thread()
-        emit(self.run_finished, [])
+        self.run_finished.emit([])
 
     def _add_result(self, r: FileResult) -> None:
         frames = str(r.frames) + (f"/{r.frames_expected}" if r.frames_expected else "")

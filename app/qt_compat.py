@@ -1,20 +1,21 @@
-"""Work-arounds for bugs in the Qt binding, each detected at run time and applied only if present.
+"""A check of the Qt binding for reference-counting bugs that would abort the app later.
 
-PySide6 6.12.0 on CPython ≤ 3.11: ``SignalInstance.emit()`` returns ``True`` without taking a
-reference to it, so every emit from Python code takes one reference from ``True``. CPython
-3.12 and later make ``True`` immortal and nothing happens; on 3.11 the interpreter aborts
-("Fatal Python error: bool_dealloc") once a few thousand signals have been emitted — a minute
-of video in this app. :func:`emit` gives the reference back when (and only when) the probe at
-import finds the binding losing it. Every signal the app emits from Python goes through it.
+PySide6 6.12.0 on CPython 3.11 takes a reference from ``None`` on every call of a method that
+returns nothing (``QTimer.start``, ``QWidget.update``…) and one from ``True`` on every signal
+emitted; once the count reaches zero the interpreter aborts ("Fatal Python error:
+none_dealloc"), in this app within a minute of video. CPython 3.12 and later make both objects
+immortal, and PySide6 before 6.12 does not have the bug. The package requires a binding without
+it; :func:`binding_problem` finds it anyway (an environment installed by other means), so the
+app can refuse to start with a message instead of crashing mid-video.
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+import PySide6
+from PySide6.QtCore import QObject, QTimer, Signal
 
 _incref = ctypes.pythonapi.Py_IncRef
 _incref.argtypes = [ctypes.py_object]
@@ -25,40 +26,36 @@ class _Probe(QObject):
     signal = Signal()
 
 
-def _emit_drops_a_reference(trials: int = 64) -> bool:
-    """Whether ``emit()`` takes a reference from the object it returns (see module doc)."""
-    probe = _Probe()
-    result = probe.signal.emit()
-    if not isinstance(result, bool):
-        return False
-    # Other threads may touch True meanwhile: several rounds must all show the loss.
-    losses = 0
-    for _ in range(3):
-        before = sys.getrefcount(result)
+def _lost(obj: object, call, trials: int, rounds: int = 3) -> bool:
+    """Whether ``call()`` takes a reference from ``obj`` each time (in every round: other
+    threads may touch ``obj`` meanwhile). What a round took is given back."""
+    for _ in range(rounds):
+        before = sys.getrefcount(obj)
         for _ in range(trials):
-            probe.signal.emit()
-        after = sys.getrefcount(result)
-        if before - after >= trials:
-            _incref_n(result, before - after)  # give back what the probe took
-            losses += 1
-    return losses == 3
+            call()
+        taken = before - sys.getrefcount(obj)
+        for _ in range(max(taken, 0)):
+            _incref(obj)
+        if taken < trials:
+            return False
+    return True
 
 
-def _incref_n(obj: object, n: int) -> None:
-    for _ in range(n):
-        _incref(obj)
+def binding_problem(trials: int = 64) -> str | None:
+    """Why the installed Qt binding cannot run the app, or ``None`` when it can.
 
-
-EMIT_DROPS_REFERENCE = _emit_drops_a_reference()
-
-
-def emit(signal: Any, *args: Any) -> None:
-    """``signal.emit(*args)``, compensating for the binding's lost reference if it has the bug.
-
-    Args:
-        signal: a bound signal (``obj.some_signal``).
-        *args: the signal's arguments.
+    Each probe loses at most ``3 × trials`` references, far below the counts at start-up.
     """
-    result = signal.emit(*args)
-    if EMIT_DROPS_REFERENCE and isinstance(result, bool):
-        _incref(result)
+    probe, timer = _Probe(), QTimer()
+    lost = []
+    if _lost(None, timer.stop, trials):
+        lost.append("None on every call of a method that returns nothing")
+    if _lost(True, probe.signal.emit, trials):
+        lost.append("True on every emitted signal")
+    if not lost:
+        return None
+    return (
+        f"PySide6 {PySide6.__version__} on Python {sys.version.split()[0]} loses a reference to "
+        f"{' and to '.join(lost)}; the app would abort within a minute. Install another "
+        "version: pip install 'PySide6-Essentials<6.12'"
+    )

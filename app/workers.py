@@ -30,7 +30,6 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from app.capture import CapturedFrame
 from app.frame_slot import LatestSlot
-from app.qt_compat import emit
 from app.recording import Recorder, RecordingResult, RecordRequest
 from engine.backends.base import BackendUnavailableError
 from engine.backends.select import Selection, select_backend
@@ -297,14 +296,14 @@ class InferenceWorker(QObject):
         if request.card is None and request.factory is None:
             self._finish_jobs(wait=True)
             self._replace(None)
-            emit(self.model_loaded, None)
+            self.model_loaded.emit(None)
             self.refresh()
             return
         try:
             loaded = self._build(request)
         except Exception as exc:
             log.debug("loading %s failed", request.model_name, exc_info=True)
-            emit(self.model_failed, load_error_message(request, exc))
+            self.model_failed.emit(load_error_message(request, exc))
             return
         backend = loaded.selection.backend
         if self._shape is not None:
@@ -314,11 +313,11 @@ class InferenceWorker(QObject):
                 backend.warmup((1, *self._shape))
             except Exception as exc:
                 loaded.close()
-                emit(self.model_failed, load_error_message(request, exc))
+                self.model_failed.emit(load_error_message(request, exc))
                 return
         self._finish_jobs(wait=True)  # the frames in flight finish on the model they started on
         self._replace(loaded)
-        emit(self.model_loaded, loaded.info)
+        self.model_loaded.emit(loaded.info)
         self.refresh()
 
     @staticmethod
@@ -409,7 +408,7 @@ class InferenceWorker(QObject):
             self._jobs.append(_Job(item, loaded, future))
 
     def _notify_done(self, _future: Future) -> None:
-        emit(self._job_done)  # from the copy's thread: queued to this worker's thread
+        self._job_done.emit()  # from the copy's thread: queued to this worker's thread
 
     @Slot()
     def _on_job_done(self) -> None:
@@ -499,8 +498,8 @@ class InferenceWorker(QObject):
                 self._current = self._last_good = None
         if self._current is None:
             message += " Showing the original until another model or backend is chosen."
-        emit(self.runtime_failed, message)
-        emit(self.model_loaded, self._current.info if self._current is not None else None)
+        self.runtime_failed.emit(message)
+        self.model_loaded.emit(self._current.info if self._current is not None else None)
         return raw
 
     def _process(self, item: CapturedFrame, refresh: bool) -> None:
@@ -567,7 +566,7 @@ class InferenceWorker(QObject):
             scale,
         )
         if self.display.put(pair):
-            emit(self.pair_ready)
+            self.pair_ready.emit()
 
     # -- recording ---------------------------------------------------------------------
 
@@ -582,7 +581,7 @@ class InferenceWorker(QObject):
         """Finish the recording, if one runs, and report it."""
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
-            emit(self.recording_finished, recorder.close())
+            self.recording_finished.emit(recorder.close())
 
     def _record(self, item: CapturedFrame, result: np.ndarray) -> None:
         recorder = self._recorder
@@ -591,9 +590,8 @@ class InferenceWorker(QObject):
         except (SinkError, OSError, ValueError) as exc:
             recorder.abort()
             self._recorder = None
-            emit(
-                self.recording_finished,
-                RecordingResult(None, recorder.frames, f"recording stopped: {_one_line(exc)}"),
+            self.recording_finished.emit(
+                RecordingResult(None, recorder.frames, f"recording stopped: {_one_line(exc)}")
             )
 
     # -- end ---------------------------------------------------------------------------
