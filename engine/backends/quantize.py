@@ -29,6 +29,8 @@ from engine.pipeline.convert import FrameConverter
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CALIBRATION_METHODS = ("minmax", "percentile")
+#: Photos whose activations the calibrator holds at once (see ``quantize_int8``).
+CALIBRATION_CHUNK = 8
 
 
 def list_images(source: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -126,10 +128,11 @@ class FrameCalibrationReader:
         self.size = size
         self._converter = FrameConverter(input_range, multiple, dtype=dtype)
         self._next = 0
+        self._end = len(self.images)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        """The next calibration input, or ``None`` when every image has been given."""
-        if self._next >= len(self.images):
+        """The next calibration input, or ``None`` when every image (of the range) was given."""
+        if self._next >= self._end:
             return None
         frame = load_frame(self.images[self._next], self.size)
         self._next += 1
@@ -137,8 +140,12 @@ class FrameCalibrationReader:
         return {self.input_name: self._converter.to_input(frame[None]).copy()}
 
     def rewind(self) -> None:
-        """Start again from the first image."""
-        self._next = 0
+        """Start again from the first image, over all of them."""
+        self._next, self._end = 0, len(self.images)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        """Give images ``start_index`` to ``end_index - 1`` next (the calibrator's chunks)."""
+        self._next, self._end = start_index, min(end_index, len(self.images))
 
     def __len__(self) -> int:
         """Number of calibration images."""
@@ -163,6 +170,7 @@ def quantize_int8(
     size: tuple[int, int] = (360, 640),
     max_images: int = 32,
     method: str = "percentile",
+    chunk: int = CALIBRATION_CHUNK,
 ) -> Path:
     """Write a static INT8 QDQ copy of ``src_onnx``, calibrated on real photos.
 
@@ -183,6 +191,9 @@ def quantize_int8(
         method: activation ranges from ``"percentile"`` (99.999th; the default) or
             ``"minmax"`` (about 8x faster to calibrate). Which loses less accuracy depends on
             the weights (see docs/benchmarks.md): measure both on blurred validation photos.
+        chunk: photos whose activations are held in memory at once; ranges and histograms
+            are merged over the chunks (the percentile calibrator keeps every activation of
+            the photos it is given: about 0.4 GB per 640×360 photo for the default model).
 
     Returns:
         The path written.
@@ -223,7 +234,7 @@ def quantize_int8(
         except Exception:  # a graph the pre-pass cannot handle still quantises without it
             pre = src
         calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"CalibStridedMinMax": _chunk_size(len(images), chunk)}
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
         with atomic_output(dst) as tmp:
@@ -240,6 +251,12 @@ def quantize_int8(
             )
             record_source(tmp, src)
     return dst
+
+
+def _chunk_size(count: int, most: int) -> int:
+    """The largest number of photos ≤ ``most`` that divides ``count`` (the calibrator's
+    chunks must all be the same size)."""
+    return max(d for d in range(1, max(1, min(most, count)) + 1) if count % d == 0)
 
 
 def record_source(int8_onnx: str | os.PathLike, src_onnx: str | os.PathLike) -> None:

@@ -253,7 +253,14 @@ def test_int8_quantisation_on_real_photos(tmp_path, exported, photos, capsys):
     dst = tmp_path / f"{name}.int8.onnx"
     calibration = spread(list_images(train), 4)
     written = quantize_int8(
-        fp32, dst, calibration, spec.input_range, spec.multiple, size=(128, 128), max_images=4
+        fp32,
+        dst,
+        calibration,
+        spec.input_range,
+        spec.multiple,
+        size=(128, 128),
+        max_images=4,
+        chunk=2,  # two chunks of two photos: ranges merged across them
     )
     assert written == dst and dst.is_file()
     assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no temporary file left behind
@@ -319,3 +326,27 @@ def test_int8_from_card_finds_the_file_beside_it_and_checks_its_source(tmp_path,
     onnx.save(model, int8)
     with pytest.raises(ModelCardError, match="does not record which fp32 file"):
         OnnxRuntimeBackend.from_card(card, precision="int8", threads=1)
+
+
+def test_the_calibration_reader_gives_ranges_of_photos(photos):
+    from engine.backends.quantize import FrameCalibrationReader, _chunk_size, list_images
+
+    train, _ = photos
+    images = list_images(train)[:5]
+    reader = FrameCalibrationReader(images, "x", (-1.0, 1.0), 32, (32, 48))
+    assert len(reader) == 5
+
+    def count():
+        n = 0
+        while (item := reader.get_next()) is not None:
+            assert item["x"].shape == (1, 3, 32, 64)  # 48 padded to the multiple of 32
+            n += 1
+        return n
+
+    reader.set_range(1, 3)
+    assert count() == 2
+    reader.set_range(4, 99)
+    assert count() == 1
+    reader.rewind()
+    assert count() == 5
+    assert [_chunk_size(n, 8) for n in (1, 4, 32, 44, 37, 64)] == [1, 4, 8, 4, 1, 8]
