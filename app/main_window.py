@@ -478,9 +478,9 @@ class MainWindow(QMainWindow):
         self.view.set_split(s.split)
         self.loop_action.setChecked(s.loop)
         self.playback.loop_button.setChecked(s.loop)
-        # One core has nothing to overlap on.
-        self.panel.overlap_check.setChecked(s.overlap and auto_streams() > 1)
-        self.panel.overlap_check.setEnabled(auto_streams() > 1)
+        overlappable = auto_streams() > 1  # one core has nothing to overlap on
+        self.panel.overlap_check.setChecked(s.overlap and overlappable)
+        self.panel.overlap_check.setEnabled(overlappable)
         index = self.panel.record_mode_combo.findData(s.record_mode)
         self.panel.record_mode_combo.setCurrentIndex(max(index, 0))
         value = round(s.intensity * 100)
