@@ -15,6 +15,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,7 @@ def quantize_int8(
             quant_pre_process(src, pre, skip_symbolic_shape=True)
         except Exception:  # a graph the pre-pass cannot handle still quantises without it
             pre = src
+        pre = _upsampling_as_copies(pre, Path(work) / "copies.onnx", reader)
         calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
         extra: dict[str, Any] = {"CalibStridedMinMax": _chunk_size(len(images), chunk)}
         if method == "percentile":
@@ -249,8 +251,41 @@ def quantize_int8(
                 calibrate_method=calibrate[method],
                 extra_options=extra,
             )
-            record_source(tmp, src)
+            finish_int8(tmp, src)
     return dst
+
+
+def _upsampling_as_copies(pre: Path, out: Path, reader: FrameCalibrationReader) -> Path:
+    """``pre`` with its pixel-repeating Resize nodes written as block copies (see
+    :mod:`engine.backends.int8_layout`), when that changes nothing: both graphs run on the
+    first calibration frame and must give identical outputs; otherwise ``pre`` itself."""
+    import onnx
+    import onnxruntime as ort
+
+    from engine.backends.int8_layout import nearest_upsampling_as_copies
+
+    model = onnx.load(os.fspath(pre))
+    if not nearest_upsampling_as_copies(model):
+        return pre
+    onnx.save(model, os.fspath(out))
+    feed = reader.get_next()
+    reader.rewind()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the rewrite leaves the old scale constants unused
+    outputs = [
+        ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"]).run(
+            None, feed
+        )
+        for path in (pre, out)
+    ]
+    if all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True)):
+        return out
+    warnings.warn(
+        "the upsampling rewrite changed the model's output; quantising the graph as it is",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return pre
 
 
 def _chunk_size(count: int, most: int) -> int:
@@ -259,12 +294,17 @@ def _chunk_size(count: int, most: int) -> int:
     return max(d for d in range(1, max(1, min(most, count)) + 1) if count % d == 0)
 
 
-def record_source(int8_onnx: str | os.PathLike, src_onnx: str | os.PathLike) -> None:
-    """Note in ``int8_onnx``'s metadata the sha256 of the fp32 file it was quantised from
-    (checked when a model card loads it: see ``OnnxRuntimeBackend.from_card``)."""
+def finish_int8(int8_onnx: str | os.PathLike, src_onnx: str | os.PathLike) -> None:
+    """Last touches to a freshly quantised file, in place: ``Shape`` nodes read quantised
+    tensors (see :mod:`engine.backends.int8_layout`), and the metadata notes the sha256 of
+    the fp32 file it was quantised from (checked when a model card loads it: see
+    ``OnnxRuntimeBackend.from_card``)."""
     import onnx
 
+    from engine.backends.int8_layout import shapes_before_dequantize
+
     model = onnx.load(os.fspath(int8_onnx))
+    shapes_before_dequantize(model)
     kept = [p for p in model.metadata_props if p.key != INT8_SOURCE_KEY]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

@@ -267,6 +267,12 @@ def test_int8_quantisation_on_real_photos(tmp_path, exported, photos, capsys):
 
     graph = onnx.load(dst).graph
     assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 0
+    # The FPN's seven nearest upsamplings are block copies, and no shape is read from a
+    # dequantised tensor (see engine.backends.int8_layout).
+    assert not [node for node in graph.node if node.op_type == "Resize"]
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    shapes = [node for node in graph.node if node.op_type == "Shape"]
+    assert shapes and all(producers.get(n.input[0]) != "DequantizeLinear" for n in shapes)
 
     backend = _backend(name, dst, precision="int8", threads=2)
     frames = _frames(2, 97, 131)
@@ -326,6 +332,34 @@ def test_int8_from_card_finds_the_file_beside_it_and_checks_its_source(tmp_path,
     onnx.save(model, int8)
     with pytest.raises(ModelCardError, match="does not record which fp32 file"):
         OnnxRuntimeBackend.from_card(card, precision="int8", threads=1)
+
+
+def test_a_rewrite_that_changes_the_output_is_not_used(tmp_path, exported, photos, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    from engine.backends import int8_layout
+    from engine.backends.quantize import FrameCalibrationReader, _upsampling_as_copies
+
+    original = int8_layout.nearest_upsampling_as_copies
+
+    def broken(model):
+        # Rewrites as usual, then doubles a weight: the check must catch the difference.
+        count = original(model)
+        init = next(i for i in model.graph.initializer if len(i.dims) == 4)
+        array = onnx.numpy_helper.to_array(init) * 2
+        init.CopyFrom(onnx.numpy_helper.from_array(array, init.name))
+        return count
+
+    _, src = exported("fpn_mobilenet_dsc")
+    spec = get_spec("fpn_mobilenet_dsc")
+    train, _ = photos
+    name = onnx.load(src).graph.input[0].name
+    images = sorted(train.iterdir())[:1]
+    reader = FrameCalibrationReader(images, name, spec.input_range, spec.multiple, (64, 64))
+    assert _upsampling_as_copies(src, tmp_path / "copies.onnx", reader) == tmp_path / "copies.onnx"
+    monkeypatch.setattr(int8_layout, "nearest_upsampling_as_copies", broken)
+    with pytest.warns(RuntimeWarning, match="changed the model's output"):
+        assert _upsampling_as_copies(src, tmp_path / "broken.onnx", reader) == src
+    assert reader.get_next() is not None  # the check gave its frame back
 
 
 def test_the_calibration_reader_gives_ranges_of_photos(photos):

@@ -1,0 +1,174 @@
+"""Graph rewrites that keep a QDQ model on ONNX Runtime's fast uint8 paths on the CPU.
+
+ONNX Runtime runs the convolutions of an INT8 (QDQ) model channels-last and moves the ops
+around them to that layout. Two things then cost far more than they should:
+
+* **Nearest-neighbour upsampling.** A uint8 ``Resize`` in channels-last layout falls to
+  ONNX Runtime's generic nearest loop: one thread, one output element at a time (its fast ×2
+  path only covers channels-first ``[1, 1, 2, 2]`` scales). In the FPN decoders the seven
+  upsamplings took ~20 % of an INT8 frame. :func:`nearest_upsampling_as_copies` writes each
+  integer-factor nearest ``Resize`` as the same values built from whole-row copies: transpose
+  to channels-last, ``Unsqueeze`` + ``Concat`` along a new axis once for the width and once
+  for the height, ``Reshape``, transpose back. In the QDQ model those become uint8
+  ``Concat``/``Reshape``/``Unsqueeze`` in channels-last layout (block copies of ``C`` and
+  ``W·C`` bytes) and the transposes cancel against the ones the layout pass inserts.
+* **Shapes of dequantised tensors.** A ``Shape`` that reads a ``DequantizeLinear`` output
+  makes ONNX Runtime materialise the whole float tensor (and its layout transpose) only to
+  read four numbers. :func:`shapes_before_dequantize` reads the shape of the quantised tensor
+  instead (a ``DequantizeLinear`` keeps the shape).
+
+Both rewrites are exact: same output values on every input, checked by the caller
+(:func:`engine.backends.quantize.quantize_int8`) on a real frame before the file is used.
+They work on ``onnx.ModelProto`` objects; ``onnx`` is imported by the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Channels-first → channels-last and back.
+_TO_NHWC, _TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
+
+
+def _constants(model: Any) -> dict[str, np.ndarray]:
+    """Values of the graph's initializers and ``Constant`` nodes, by output name."""
+    from onnx import numpy_helper
+
+    values = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1:
+            attr = node.attribute[0]
+            if attr.name == "value":
+                values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def _opset(model: Any) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _text(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def upsampling_factor(node: Any, constants: dict[str, np.ndarray]) -> int | None:
+    """The integer factor of a ``Resize`` that only repeats pixels, or ``None``.
+
+    Repeating pixels means: nearest mode, ``asymmetric`` coordinates with ``floor`` rounding
+    (what PyTorch's ``interpolate(mode="nearest")`` exports), a constant ``scales`` input of
+    ``[1, 1, s, s]`` with an integer ``s ≥ 2``, no ``sizes`` input, no ``axes`` and no
+    antialiasing. Any other ``Resize`` is left alone.
+    """
+    if node.op_type != "Resize" or node.domain not in ("", "ai.onnx"):
+        return None
+    attrs = _attributes(node)
+    if (
+        _text(attrs.get("mode"), "nearest") != "nearest"
+        or _text(attrs.get("coordinate_transformation_mode"), "half_pixel") != "asymmetric"
+        or _text(attrs.get("nearest_mode"), "round_prefer_floor") != "floor"
+        or attrs.get("antialias", 0)
+        or "axes" in attrs
+    ):
+        return None
+    inputs = list(node.input) + [""] * (4 - len(node.input))
+    if not inputs[2] or inputs[3] or inputs[2] not in constants:
+        return None
+    scales = np.asarray(constants[inputs[2]], dtype=np.float64).ravel()
+    if scales.shape != (4,) or scales[0] != 1 or scales[1] != 1 or scales[2] != scales[3]:
+        return None
+    factor = scales[2]
+    if factor < 2 or factor != int(factor):
+        return None
+    return int(factor)
+
+
+def nearest_upsampling_as_copies(model: Any) -> int:
+    """Rewrite every pixel-repeating ``Resize`` of ``model`` (in place) as block copies.
+
+    See the module's docstring. ``Resize`` nodes that do anything else stay as they are.
+
+    Args:
+        model: an ``onnx.ModelProto`` (opset ≥ 11).
+
+    Returns:
+        How many ``Resize`` nodes were rewritten.
+    """
+    from onnx import helper, numpy_helper
+
+    constants = _constants(model)
+    axes_as_input = _opset(model) >= 13  # Unsqueeze took its axes as an attribute before 13
+    graph = model.graph
+    nodes, rewritten = [], 0
+    for node in graph.node:
+        factor = upsampling_factor(node, constants)
+        if factor is None:
+            nodes.append(node)
+            continue
+        rewritten += 1
+        x, y = node.input[0], node.output[0]
+        p = f"{node.name or y}/copies"
+
+        def const(suffix: str, value: list[int], p: str = p) -> str:
+            name = f"{p}/const_{suffix}"
+            graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
+            return name
+
+        def unsqueeze(src: str, dst: str, axis: int) -> Any:
+            if axes_as_input:
+                return helper.make_node("Unsqueeze", [src, const(f"axis{axis}", [axis])], [dst])
+            return helper.make_node("Unsqueeze", [src], [dst], axes=[axis])
+
+        nodes += [
+            # The output's channels-last shape: [N, H·s, W·s, C].
+            helper.make_node("Shape", [x], [f"{p}/shape"]),
+            helper.make_node(
+                "Gather", [f"{p}/shape", const("nhwc", _TO_NHWC)], [f"{p}/nhwc_shape"], axis=0
+            ),
+            helper.make_node(
+                "Mul", [f"{p}/nhwc_shape", const("factors", [1, factor, factor, 1])], [f"{p}/out"]
+            ),
+            helper.make_node("Transpose", [x], [f"{p}/nhwc"], perm=_TO_NHWC),
+            # Each pixel's C values repeated s times along a new axis after W ...
+            unsqueeze(f"{p}/nhwc", f"{p}/w1", 3),
+            helper.make_node("Concat", [f"{p}/w1"] * factor, [f"{p}/w"], axis=3),
+            # ... and each row of W·s·C values s times along a new axis after H.
+            unsqueeze(f"{p}/w", f"{p}/h1", 2),
+            helper.make_node("Concat", [f"{p}/h1"] * factor, [f"{p}/h"], axis=2),
+            helper.make_node("Reshape", [f"{p}/h", f"{p}/out"], [f"{p}/up"]),
+            helper.make_node("Transpose", [f"{p}/up"], [y], perm=_TO_NCHW),
+        ]
+    if rewritten:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return rewritten
+
+
+def shapes_before_dequantize(model: Any) -> int:
+    """Point every ``Shape`` that reads a ``DequantizeLinear`` output at its quantised input.
+
+    Args:
+        model: an ``onnx.ModelProto`` in QDQ format (changed in place).
+
+    Returns:
+        How many ``Shape`` nodes now read a quantised tensor.
+    """
+    producers = {out: node for node in model.graph.node for out in node.output}
+    moved = 0
+    for node in model.graph.node:
+        if node.op_type != "Shape" or not node.input:
+            continue
+        source = producers.get(node.input[0])
+        if source is not None and source.op_type == "DequantizeLinear":
+            node.input[0] = source.input[0]
+            moved += 1
+    return moved

@@ -1,0 +1,129 @@
+"""The INT8 graph rewrites: exact on every Resize they touch, and they leave the others alone."""
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from engine.backends.int8_layout import (  # noqa: E402
+    nearest_upsampling_as_copies,
+    shapes_before_dequantize,
+    upsampling_factor,
+)
+
+PYTORCH_NEAREST = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                   "nearest_mode": "floor"}  # fmt: skip
+
+
+def _resize(name, x, y, scales=None, sizes=None, **attrs):
+    # An empty roi (Resize-11 wants the input present; later opsets ignore it here).
+    inputs = [x, f"{name}_roi", f"{name}_scales" if scales is not None else ""]
+    inits = [numpy_helper.from_array(np.zeros(0, np.float32), f"{name}_roi")]
+    if scales is not None:
+        inits.append(numpy_helper.from_array(np.array(scales, np.float32), f"{name}_scales"))
+    if sizes is not None:
+        inputs.append(f"{name}_sizes")
+        inits.append(numpy_helper.from_array(np.array(sizes, np.int64), f"{name}_sizes"))
+    return helper.make_node("Resize", inputs, [y], name=name, **attrs), inits
+
+
+def _model(nodes_and_inits, outputs, opset):
+    nodes = [n for n, _ in nodes_and_inits]
+    inits = [i for _, ii in nodes_and_inits for i in ii]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "c", "h", "w"])],
+        [
+            helper.make_tensor_value_info(o, TensorProto.FLOAT, [None] * 4)
+            if isinstance(o, str)
+            else helper.make_tensor_value_info(*o)
+            for o in outputs
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8  # what this ONNX Runtime reads
+    return model
+
+
+def _run(model, x):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})
+
+
+@pytest.mark.parametrize("opset", [12, 17])  # Unsqueeze axes: attribute before 13, input after
+def test_pixel_repeating_resizes_become_copies_with_identical_output(opset):
+    parts = [
+        _resize("up2", "x", "a", [1, 1, 2, 2], **PYTORCH_NEAREST),
+        _resize("up4", "a", "b", [1, 1, 4, 4], **PYTORCH_NEAREST),
+        _resize("up3", "x", "c", [1, 1, 3, 3], **PYTORCH_NEAREST),
+    ]
+    model = _model(parts, ["b", "c"], opset)
+    x = np.random.default_rng(0).standard_normal((2, 5, 7, 9)).astype(np.float32)
+    before = _run(model, x)
+    assert nearest_upsampling_as_copies(model) == 3
+    assert not [n for n in model.graph.node if n.op_type == "Resize"]
+    onnx.checker.check_model(model)
+    after = _run(model, x)
+    assert after[0].shape == (2, 5, 56, 72) and after[1].shape == (2, 5, 21, 27)
+    for a, b in zip(before, after, strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "scales, sizes, attrs",
+    [
+        ([1, 1, 2, 2], None, {"mode": "linear"}),
+        ([1, 1, 2, 2], None, {"mode": "nearest"}),  # half_pixel, round_prefer_floor
+        ([1, 1, 2, 2], None, {**PYTORCH_NEAREST, "nearest_mode": "round_prefer_floor"}),
+        ([1, 1, 1.5, 1.5], None, PYTORCH_NEAREST),
+        ([1, 1, 2, 3], None, PYTORCH_NEAREST),
+        ([1, 2, 2, 2], None, PYTORCH_NEAREST),
+        ([1, 1, 0.5, 0.5], None, PYTORCH_NEAREST),
+        (None, [1, 3, 8, 8], PYTORCH_NEAREST),
+    ],
+    ids=["linear", "half-pixel", "round", "fractional", "uneven", "channels", "down", "sizes"],
+)
+def test_other_resizes_are_left_alone(scales, sizes, attrs):
+    node, inits = _resize("r", "x", "y", scales, sizes, **attrs)
+    model = _model([(node, inits)], ["y"], 17)
+    constants = {i.name: numpy_helper.to_array(i) for i in inits}
+    assert upsampling_factor(node, constants) is None
+    assert nearest_upsampling_as_copies(model) == 0
+    assert [n.op_type for n in model.graph.node] == ["Resize"]
+
+
+def test_scales_from_a_constant_node_count_too():
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32))
+    const = helper.make_node("Constant", [], ["s"], value=scales)
+    node = helper.make_node("Resize", ["x", "", "s"], ["y"], **PYTORCH_NEAREST)
+    model = _model([(const, []), (node, [])], ["y"], 17)
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    before = _run(model, x)[0]
+    assert nearest_upsampling_as_copies(model) == 1
+    assert np.array_equal(_run(model, x)[0], before)
+
+
+def test_shapes_read_the_quantised_tensor():
+    q = numpy_helper.from_array(np.array(0.1, np.float32), "scale")
+    z = numpy_helper.from_array(np.array(128, np.uint8), "zero")
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"]),
+        helper.make_node("Shape", ["xd"], ["shape"]),
+        helper.make_node("Relu", ["xd"], ["y"]),
+    ]
+    model = _model([(n, []) for n in nodes], [("shape", TensorProto.INT64, [4]), "y"], 17)
+    model.graph.initializer.extend([q, z])
+    x = np.random.default_rng(1).standard_normal((1, 2, 3, 4)).astype(np.float32)
+    before = _run(model, x)
+    assert shapes_before_dequantize(model) == 1
+    assert model.graph.node[2].input[0] == "xq"
+    after = _run(model, x)
+    assert after[0].tolist() == [1, 2, 3, 4]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert shapes_before_dequantize(model) == 0  # nothing left to move
