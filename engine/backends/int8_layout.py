@@ -108,13 +108,14 @@ def nearest_upsampling_as_copies(model: Any) -> int:
     constants = _constants(model)
     axes_as_input = _opset(model) >= 13  # Unsqueeze took its axes as an attribute before 13
     graph = model.graph
-    nodes, rewritten = [], 0
+    nodes, rewritten, replaced = [], 0, set()
     for node in graph.node:
         factor = upsampling_factor(node, constants)
         if factor is None:
             nodes.append(node)
             continue
         rewritten += 1
+        replaced.update(node.input[1:])
         x, y = node.input[0], node.output[0]
         p = f"{node.name or y}/copies"
 
@@ -150,7 +151,24 @@ def nearest_upsampling_as_copies(model: Any) -> int:
     if rewritten:
         del graph.node[:]
         graph.node.extend(nodes)
+        _drop_unused_constants(graph, replaced)
     return rewritten
+
+
+def _drop_unused_constants(graph: Any, names: set[str]) -> None:
+    """Remove the initializers and ``Constant`` nodes among ``names`` (the inputs of the
+    rewritten nodes: scales, roi) that nothing reads any more, so that ONNX Runtime does not
+    warn about each one."""
+    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    unused = names - read - {i.name for i in graph.input}
+    if not unused:
+        return
+    kept = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] in unused)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    inits = [init for init in graph.initializer if init.name not in unused]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
 
 
 def shapes_before_dequantize(model: Any) -> int:

@@ -270,12 +270,8 @@ def _upsampling_as_copies(pre: Path, out: Path, reader: FrameCalibrationReader) 
     onnx.save(model, os.fspath(out))
     feed = reader.get_next()
     reader.rewind()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # the rewrite leaves the old scale constants unused
     outputs = [
-        ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"]).run(
-            None, feed
-        )
+        ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"]).run(None, feed)
         for path in (pre, out)
     ]
     if all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True)):
