@@ -119,6 +119,6 @@ class FPNGenerator(ImageRestorationNet):
         y = _up(self.smooth(pyramid), 2)
         y = self.smooth2(y + lat[0])
         # final(upsample(y)) without the full-resolution upsampled tensor: same numbers, and
-        # the last stage costs about half (see conv3x3_of_upsampled).
+        # the last stage costs far less (see conv3x3_of_upsampled).
         final = conv3x3_of_upsampled(y, *dense_kernel(self.final))
         return torch.clamp(torch.tanh(final) + x, -1.0, 1.0)

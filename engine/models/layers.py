@@ -192,10 +192,12 @@ def dense_kernel(conv: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     return pw.weight[:, :, 0, 0, None, None] * dw.weight[None, :, 0], pw.bias
 
 
-# Row/column taps of a 3×3 kernel applied to a nearest-×2-upsampled map, expressed on the
-# low-resolution map for output phase 0 and 1: phase 0 reads rows (i-1, i, i), phase 1
-# reads (i, i, i+1). _PHASE_TAPS[a][low, high].
-_PHASE_TAPS = ((1, 0, 0), (0, 1, 1), (0, 0, 0)), ((0, 0, 0), (1, 1, 0), (0, 0, 1))
+# Rows of a 3×3 kernel applied to a nearest-×2-upsampled map, folded onto two rows of the
+# low-resolution map: output phase 0 (even rows) reads rows (i-1, i, i), phase 1 (odd rows)
+# reads (i, i, i+1), so phase 0 needs rows (i-1, i) and phase 1 rows (i, i+1).
+# _PHASE_TAPS[a][u, p]: the weight of 3×3 row p in row u of phase a's 2×2 kernel.
+_PHASE_TAPS = ((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1))
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 def conv3x3_of_upsampled(
@@ -204,10 +206,13 @@ def conv3x3_of_upsampled(
     """``conv3x3(nearest_upsample_x2(x))`` computed at the low resolution (polyphase).
 
     Each of the four output phases of a zero-padded 3×3 convolution over a nearest-upsampled
-    map is a 3×3 convolution (with some taps merged or zero) over the map itself, so one
-    convolution with 4× the output channels followed by a pixel shuffle gives exactly the same
-    result without ever materialising the upsampled input (for the final layer of the FPN
-    generators: a 32-channel full-resolution tensor that costs more than the convolution).
+    map is a 2×2 convolution over the map itself (taps merged where the upsampled rows and
+    columns repeat). One 2×2 convolution with 4× the output channels and a padding of 1
+    computes all four on an (H+1)×(W+1) grid; phase ``(a, b)`` is that grid shifted by
+    ``(a, b)``, and a pixel shuffle interleaves the phases. Same result as upsampling first,
+    without ever materialising the upsampled input (for the final layer of the FPN generators:
+    a 32-channel full-resolution tensor that costs more than the convolution), and 4/9 of the
+    multiply-adds of the equivalent 3×3 polyphase convolution.
 
     Args:
         x: the low-resolution map.
@@ -223,8 +228,17 @@ def conv3x3_of_upsampled(
         - output: :math:`(N, O, 2H, 2W)`
     """
     taps = weight.new_tensor(_PHASE_TAPS)
-    # kernel[o, a, b] = taps[a] @ weight[o, c] @ taps[b]^T, ordered o*4 + a*2 + b for the shuffle
-    phased = torch.einsum("aup,ocpq,bvq->oabcuv", taps, weight, taps)
-    phased = phased.reshape(weight.shape[0] * 4, weight.shape[1], 3, 3)
-    phased_bias = None if bias is None else bias.repeat_interleave(4)
-    return F.pixel_shuffle(F.conv2d(x, phased, phased_bias, padding=1), 2)
+    out_ch, in_ch = weight.shape[:2]
+    # kernel[a, b, o] = taps[a] @ weight[o, c] @ taps[b]^T: phase-major output channels
+    phased = torch.einsum("aup,ocpq,bvq->abocuv", taps, weight, taps)
+    phased = phased.reshape(4 * out_ch, in_ch, 2, 2)
+    phased_bias = None if bias is None else bias.repeat(4)
+    grid = F.conv2d(x, phased, phased_bias, padding=1)  # (N, 4·O, H+1, W+1)
+    h, w = x.shape[-2:]
+    phases = [
+        grid[:, p * out_ch : (p + 1) * out_ch, a : a + h, b : b + w]
+        for p, (a, b) in enumerate(_PHASES)
+    ]
+    # (N, O, 4, H, W) → channels o·4 + a·2 + b, the order the pixel shuffle reads.
+    stacked = torch.stack(phases, dim=2).reshape(x.shape[0], 4 * out_ch, h, w)
+    return F.pixel_shuffle(stacked, 2)
