@@ -234,7 +234,7 @@ def quantize_int8(
             quant_pre_process(src, pre, skip_symbolic_shape=True)
         except Exception:  # a graph the pre-pass cannot handle still quantises without it
             pre = src
-        pre = _upsampling_as_copies(pre, Path(work) / "copies.onnx", reader)
+        pre, in_float = _prepare(pre, Path(work) / "prepared.onnx", reader)
         calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
         extra: dict[str, Any] = {"CalibStridedMinMax": _chunk_size(len(images), chunk)}
         if method == "percentile":
@@ -249,39 +249,45 @@ def quantize_int8(
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 calibrate_method=calibrate[method],
+                nodes_to_exclude=in_float,
                 extra_options=extra,
             )
-            finish_int8(tmp, src)
+            finish_int8(tmp, src, in_float)
     return dst
 
 
-def _upsampling_as_copies(pre: Path, out: Path, reader: FrameCalibrationReader) -> Path:
-    """``pre`` with its pixel-repeating Resize nodes written as block copies (see
-    :mod:`engine.backends.int8_layout`), when that changes nothing: both graphs run on the
-    first calibration frame and must give identical outputs; otherwise ``pre`` itself."""
+def _prepare(pre: Path, out: Path, reader: FrameCalibrationReader) -> tuple[Path, list[str]]:
+    """The graph to quantise, and the convolutions to keep in float (see
+    :mod:`engine.backends.int8_layout`).
+
+    Pixel-repeating Resize nodes become block copies when that changes nothing: both graphs
+    run on the first calibration frame and must give identical outputs; otherwise they stay
+    (with a warning). Convolutions of the image itself are named to stay in float.
+    """
     import onnx
     import onnxruntime as ort
 
-    from engine.backends.int8_layout import nearest_upsampling_as_copies
+    from engine.backends.int8_layout import image_convolutions, nearest_upsampling_as_copies
 
     model = onnx.load(os.fspath(pre))
-    if not nearest_upsampling_as_copies(model):
-        return pre
+    original = model.SerializeToString()
+    if nearest_upsampling_as_copies(model):
+        feed = reader.get_next()
+        reader.rewind()
+        outputs = [
+            ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, feed)
+            for graph in (original, model.SerializeToString())
+        ]
+        if not all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True)):
+            warnings.warn(
+                "the upsampling rewrite changed the model's output; quantising the graph as it is",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            model = onnx.load_from_string(original)
+    in_float = image_convolutions(model)
     onnx.save(model, os.fspath(out))
-    feed = reader.get_next()
-    reader.rewind()
-    outputs = [
-        ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"]).run(None, feed)
-        for path in (pre, out)
-    ]
-    if all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True)):
-        return out
-    warnings.warn(
-        "the upsampling rewrite changed the model's output; quantising the graph as it is",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return pre
+    return out, in_float
 
 
 def _chunk_size(count: int, most: int) -> int:
@@ -290,17 +296,21 @@ def _chunk_size(count: int, most: int) -> int:
     return max(d for d in range(1, max(1, min(most, count)) + 1) if count % d == 0)
 
 
-def finish_int8(int8_onnx: str | os.PathLike, src_onnx: str | os.PathLike) -> None:
+def finish_int8(
+    int8_onnx: str | os.PathLike, src_onnx: str | os.PathLike, in_float: Sequence[str] = ()
+) -> None:
     """Last touches to a freshly quantised file, in place: ``Shape`` nodes read quantised
-    tensors (see :mod:`engine.backends.int8_layout`), and the metadata notes the sha256 of
-    the fp32 file it was quantised from (checked when a model card loads it: see
+    tensors, the nodes ``in_float`` (left out of the quantisation) read float inputs (see
+    :mod:`engine.backends.int8_layout`), and the metadata notes the sha256 of the fp32 file it
+    was quantised from (checked when a model card loads it: see
     ``OnnxRuntimeBackend.from_card``)."""
     import onnx
 
-    from engine.backends.int8_layout import shapes_before_dequantize
+    from engine.backends.int8_layout import float_inputs_for, shapes_before_dequantize
 
     model = onnx.load(os.fspath(int8_onnx))
     shapes_before_dequantize(model)
+    float_inputs_for(model, list(in_float))
     kept = [p for p in model.metadata_props if p.key != INT8_SOURCE_KEY]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

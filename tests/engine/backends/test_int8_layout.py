@@ -9,6 +9,8 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from engine.backends.int8_layout import (  # noqa: E402
+    float_inputs_for,
+    image_convolutions,
     nearest_upsampling_as_copies,
     shapes_before_dequantize,
     upsampling_factor,
@@ -130,3 +132,52 @@ def test_shapes_read_the_quantised_tensor():
     assert after[0].tolist() == [1, 2, 3, 4]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     assert shapes_before_dequantize(model) == 0  # nothing left to move
+
+
+def _weight(name, shape):
+    return numpy_helper.from_array(np.ones(shape, np.float32), name)
+
+
+def test_convolutions_of_the_image_are_named_for_float():
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["xp"], name="pad", mode="reflect"),
+        helper.make_node("Conv", ["xp", "w_rgb"], ["a"], name="first"),
+        helper.make_node("Conv", ["a", "w_dense"], ["b"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w_dw"], ["c"], group=3, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w_rgb"], ["d"], pads=[1, 1, 1, 1]),  # unnamed
+    ]
+    model = _model([(n, []) for n in nodes], ["b", "c", "d"], 17)
+    model.graph.initializer.extend(
+        [
+            _weight("w_rgb", (8, 3, 3, 3)),
+            _weight("w_dense", (8, 8, 3, 3)),
+            _weight("w_dw", (3, 1, 3, 3)),
+        ]
+    )
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
+    )
+    names = image_convolutions(model)
+    assert names[:2] == ["first", "pad"] and len(names) == 3  # the padding in front stays too
+    assert model.graph.node[4].name == names[2]  # the unnamed one got a name to be listed by
+    assert _run(model, np.ones((1, 3, 5, 5), np.float32))[0].shape == (1, 8, 5, 5)
+
+
+def test_a_float_convolution_reads_the_tensor_before_its_quantisation():
+    scale = numpy_helper.from_array(np.array(0.05, np.float32), "scale")
+    zero = numpy_helper.from_array(np.array(128, np.uint8), "zero")
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"]),
+        helper.make_node("Conv", ["xd", "w"], ["y"], name="first", pads=[1, 1, 1, 1]),
+    ]
+    model = _model([(n, []) for n in nodes], ["y"], 17)
+    model.graph.initializer.extend([scale, zero, _weight("w", (4, 3, 3, 3))])
+    x = np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(np.float32)
+    assert float_inputs_for(model, ["first"]) == 1
+    assert model.graph.node[2].input[0] == "x"
+    conv_alone = _model([(nodes[2], [])], ["y"], 17)
+    conv_alone.graph.node[0].input[0] = "x"
+    conv_alone.graph.initializer.extend([_weight("w", (4, 3, 3, 3))])
+    assert np.array_equal(_run(model, x)[0], _run(conv_alone, x)[0])
+    assert float_inputs_for(model, ["first"]) == 0  # already reads float

@@ -273,6 +273,13 @@ def test_int8_quantisation_on_real_photos(tmp_path, exported, photos, capsys):
     producers = {out: node.op_type for node in graph.node for out in node.output}
     shapes = [node for node in graph.node if node.op_type == "Shape"]
     assert shapes and all(producers.get(n.input[0]) != "DequantizeLinear" for n in shapes)
+    # The first convolution (3 input channels) and its padding stay in float: the image is
+    # padded and convolved without a round trip through 8 bits.
+    (first,) = [n for n in graph.node if n.name == "/backbone/features.0/features.0.0/Conv"]
+    assert producers.get(first.input[0]) == "Pad"
+    assert producers.get(first.input[1]) != "DequantizeLinear"  # float weights
+    (pad,) = [n for n in graph.node if n.name == "/Pad"]
+    assert pad.input[0] == graph.input[0].name
 
     backend = _backend(name, dst, precision="int8", threads=2)
     frames = _frames(2, 97, 131)
@@ -337,7 +344,7 @@ def test_int8_from_card_finds_the_file_beside_it_and_checks_its_source(tmp_path,
 def test_a_rewrite_that_changes_the_output_is_not_used(tmp_path, exported, photos, monkeypatch):
     onnx = pytest.importorskip("onnx")
     from engine.backends import int8_layout
-    from engine.backends.quantize import FrameCalibrationReader, _upsampling_as_copies
+    from engine.backends.quantize import FrameCalibrationReader, _prepare
 
     original = int8_layout.nearest_upsampling_as_copies
 
@@ -355,10 +362,17 @@ def test_a_rewrite_that_changes_the_output_is_not_used(tmp_path, exported, photo
     name = onnx.load(src).graph.input[0].name
     images = sorted(train.iterdir())[:1]
     reader = FrameCalibrationReader(images, name, spec.input_range, spec.multiple, (64, 64))
-    assert _upsampling_as_copies(src, tmp_path / "copies.onnx", reader) == tmp_path / "copies.onnx"
+    in_float_want = ["/backbone/features.0/features.0.0/Conv", "/Pad"]  # and its padding
+    path, in_float = _prepare(src, tmp_path / "copies.onnx", reader)
+    assert path == tmp_path / "copies.onnx" and in_float == in_float_want
+    assert "Resize" not in [node.op_type for node in onnx.load(path).graph.node]
     monkeypatch.setattr(int8_layout, "nearest_upsampling_as_copies", broken)
     with pytest.warns(RuntimeWarning, match="changed the model's output"):
-        assert _upsampling_as_copies(src, tmp_path / "broken.onnx", reader) == src
+        path, in_float = _prepare(src, tmp_path / "broken.onnx", reader)
+    kept = onnx.load(path)
+    assert onnx.load(src).graph.node == kept.graph.node  # quantised as it was
+    assert kept.graph.initializer == onnx.load(src).graph.initializer
+    assert in_float == in_float_want
     assert reader.get_next() is not None  # the check gave its frame back
 
 
