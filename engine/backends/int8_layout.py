@@ -193,11 +193,17 @@ def shapes_before_dequantize(model: Any) -> int:
     for node in model.graph.node:
         if node.op_type != "Shape" or not node.input:
             continue
-        source = producers.get(node.input[0])
-        if source is not None and source.op_type == "DequantizeLinear":
-            node.input[0] = source.input[0]
+        dq = _made_by(producers, node.input[0], "DequantizeLinear")
+        if dq is not None:
+            node.input[0] = dq.input[0]
             moved += 1
     return moved
+
+
+def _made_by(producers: dict[str, Any], tensor: str, op_type: str) -> Any:
+    """The node that produces ``tensor`` when it is an ``op_type`` node, else ``None``."""
+    node = producers.get(tensor)
+    return node if node is not None and node.op_type == op_type else None
 
 
 def image_convolutions(model: Any, most_channels: int = 4) -> list[str]:
@@ -244,11 +250,9 @@ def float_inputs_for(model: Any, names: list[str]) -> int:
     for node in model.graph.node:
         if node.name not in wanted or not node.input:
             continue
-        dq = producers.get(node.input[0])
-        if dq is None or dq.op_type != "DequantizeLinear":
-            continue
-        q = producers.get(dq.input[0])
-        if q is not None and q.op_type == "QuantizeLinear":
+        dq = _made_by(producers, node.input[0], "DequantizeLinear")
+        q = None if dq is None else _made_by(producers, dq.input[0], "QuantizeLinear")
+        if q is not None:
             node.input[0] = q.input[0]
             moved += 1
     return moved

@@ -113,17 +113,28 @@ def test_scales_from_a_constant_node_count_too():
     assert np.array_equal(_run(model, x)[0], before)
 
 
-def test_shapes_read_the_quantised_tensor():
-    q = numpy_helper.from_array(np.array(0.1, np.float32), "scale")
-    z = numpy_helper.from_array(np.array(128, np.uint8), "zero")
+def _round_trip(scale):
+    """x → QuantizeLinear → xq → DequantizeLinear → xd, and the initializers they read."""
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"]),
         helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(scale, np.float32), "scale"),
+        numpy_helper.from_array(np.array(128, np.uint8), "zero"),
+    ]
+    return nodes, inits
+
+
+def test_shapes_read_the_quantised_tensor():
+    round_trip, inits = _round_trip(0.1)
+    nodes = [
+        *round_trip,
         helper.make_node("Shape", ["xd"], ["shape"]),
         helper.make_node("Relu", ["xd"], ["y"]),
     ]
     model = _model([(n, []) for n in nodes], [("shape", TensorProto.INT64, [4]), "y"], 17)
-    model.graph.initializer.extend([q, z])
+    model.graph.initializer.extend(inits)
     x = np.random.default_rng(1).standard_normal((1, 2, 3, 4)).astype(np.float32)
     before = _run(model, x)
     assert shapes_before_dequantize(model) == 1
@@ -164,15 +175,13 @@ def test_convolutions_of_the_image_are_named_for_float():
 
 
 def test_a_float_convolution_reads_the_tensor_before_its_quantisation():
-    scale = numpy_helper.from_array(np.array(0.05, np.float32), "scale")
-    zero = numpy_helper.from_array(np.array(128, np.uint8), "zero")
+    round_trip, inits = _round_trip(0.05)
     nodes = [
-        helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"]),
+        *round_trip,
         helper.make_node("Conv", ["xd", "w"], ["y"], name="first", pads=[1, 1, 1, 1]),
     ]
     model = _model([(n, []) for n in nodes], ["y"], 17)
-    model.graph.initializer.extend([scale, zero, _weight("w", (4, 3, 3, 3))])
+    model.graph.initializer.extend([*inits, _weight("w", (4, 3, 3, 3))])
     x = np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(np.float32)
     assert float_inputs_for(model, ["first"]) == 1
     assert model.graph.node[2].input[0] == "x"
