@@ -300,17 +300,23 @@ def finish_int8(
     int8_onnx: str | os.PathLike, src_onnx: str | os.PathLike, in_float: Sequence[str] = ()
 ) -> None:
     """Last touches to a freshly quantised file, in place: ``Shape`` nodes read quantised
-    tensors, the nodes ``in_float`` (left out of the quantisation) read float inputs (see
+    tensors, pixel shuffles move quantised values, the nodes ``in_float`` (left out of the
+    quantisation) read float inputs (see
     :mod:`engine.backends.int8_layout`), and the metadata notes the sha256 of the fp32 file it
     was quantised from (checked when a model card loads it: see
     ``OnnxRuntimeBackend.from_card``)."""
     import onnx
 
-    from engine.backends.int8_layout import float_inputs_for, shapes_before_dequantize
+    from engine.backends.int8_layout import (
+        float_inputs_for,
+        rearrange_before_dequantize,
+        shapes_before_dequantize,
+    )
 
     model = onnx.load(os.fspath(int8_onnx))
     shapes_before_dequantize(model)
     float_inputs_for(model, list(in_float))
+    rearrange_before_dequantize(model)
     kept = [p for p in model.metadata_props if p.key != INT8_SOURCE_KEY]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

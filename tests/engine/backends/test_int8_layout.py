@@ -12,6 +12,7 @@ from engine.backends.int8_layout import (  # noqa: E402
     float_inputs_for,
     image_convolutions,
     nearest_upsampling_as_copies,
+    rearrange_before_dequantize,
     shapes_before_dequantize,
     upsampling_factor,
 )
@@ -190,3 +191,29 @@ def test_a_float_convolution_reads_the_tensor_before_its_quantisation():
     conv_alone.graph.initializer.extend([_weight("w", (4, 3, 3, 3))])
     assert np.array_equal(_run(model, x)[0], _run(conv_alone, x)[0])
     assert float_inputs_for(model, ["first"]) == 0  # already reads float
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_a_pixel_shuffle_moves_quantised_values(per_channel):
+    round_trip, inits = _round_trip(np.full(8, 0.05) if per_channel else 0.05)
+    if per_channel:
+        round_trip[0].attribute.append(helper.make_attribute("axis", 1))
+        round_trip[1].attribute.append(helper.make_attribute("axis", 1))
+        inits[1] = numpy_helper.from_array(np.full(8, 128, np.uint8), "zero")
+    nodes = [
+        *round_trip,
+        helper.make_node("DepthToSpace", ["xd"], ["s"], blocksize=2, mode="CRD"),
+        helper.make_node("Relu", ["s"], ["y"]),
+    ]
+    model = _model([(n, []) for n in nodes], ["y"], 17)
+    model.graph.initializer.extend(inits)
+    x = np.random.default_rng(3).standard_normal((1, 8, 3, 5)).astype(np.float32)
+    before = _run(model, x)[0]
+    swapped = rearrange_before_dequantize(model)
+    ops = [n.op_type for n in model.graph.node]
+    if per_channel:  # the scales belong to the channels the shuffle folds away: left alone
+        assert swapped == 0 and ops.index("DequantizeLinear") < ops.index("DepthToSpace")
+    else:
+        assert swapped == 1 and ops.index("DepthToSpace") < ops.index("DequantizeLinear")
+    after = _run(model, x)[0]
+    assert after.shape == (1, 2, 6, 10) and np.array_equal(after, before)
