@@ -1,7 +1,7 @@
 """Graph rewrites that keep a QDQ model on ONNX Runtime's fast uint8 paths on the CPU.
 
 ONNX Runtime runs the convolutions of an INT8 (QDQ) model channels-last and moves the ops
-around them to that layout. Two things then cost far more than they should:
+around them to that layout. Four things then cost far more than they should:
 
 * **Nearest-neighbour upsampling.** A uint8 ``Resize`` in channels-last layout falls to
   ONNX Runtime's generic nearest loop: one thread, one output element at a time (its fast ×2
@@ -16,7 +16,6 @@ around them to that layout. Two things then cost far more than they should:
   makes ONNX Runtime materialise the whole float tensor (and its layout transpose) only to
   read four numbers. :func:`shapes_before_dequantize` reads the shape of the quantised tensor
   instead (a ``DequantizeLinear`` keeps the shape).
-
 * **Rearrangements of dequantised tensors.** The quantiser leaves ``DepthToSpace`` in float
   (``DequantizeLinear`` → ``DepthToSpace``); :func:`rearrange_before_dequantize` swaps the two,
   so that the pixel shuffle moves bytes instead of floats (exact: it only moves values).
@@ -27,10 +26,11 @@ around them to that layout. Two things then cost far more than they should:
   instead of its quantise–dequantise round trip (otherwise ONNX Runtime quantises the
   convolution again when it loads the file).
 
-The first three rewrites are exact: same output values on every input, checked by the caller
-(:func:`engine.backends.quantize.quantize_int8`) on a real frame before the file is used; the
-third keeps a layer in float (at least as accurate). They work on ``onnx.ModelProto`` objects;
-``onnx`` is imported by the caller.
+The first three rewrites are exact, same output values on every input: the upsampling one is
+also checked on a real frame by the caller (:func:`engine.backends.quantize.quantize_int8`)
+before it is used; the other two only change where the same values are read. The fourth keeps
+a layer in float (at least as accurate). They work on ``onnx.ModelProto`` objects; ``onnx`` is
+imported by the caller.
 """
 
 from __future__ import annotations
