@@ -11,7 +11,8 @@
    folder, or ``--photo``) and on an odd-sized crop of it; the max error is printed and must be
    below 1/255 of the value range, else the command fails and writes no card;
 4. ``--fp16`` also writes ``NAME.fp16.onnx`` and prints its max error on the photo in 8-bit
-   levels;
+   levels; a copy that differs by more than ``--fp16-tolerance`` levels (default 2) is not
+   kept, and the card names no fp16 file;
 5. the validation set of the recipe is run through the written ONNX file with the engine's
    ONNX Runtime backend: PSNR, SSIM and LPIPS of output and input, and the gains;
 6. the model card ``NAME.json`` (DESIGN.md) is written beside the ONNX file, with
@@ -35,6 +36,8 @@ from training.run_log import lineage
 
 #: fp32 ONNX vs PyTorch must agree within this fraction of the value range (one 8-bit level).
 FP32_TOLERANCE = 1.0 / 255.0
+#: An fp16 copy further than this from fp32 (8-bit levels, on the parity photo) is not kept.
+FP16_TOLERANCE_LEVELS = 2.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-o", "--output", required=True, help="destination NAME.onnx")
     parser.add_argument("--fp16", action="store_true", help="also write NAME.fp16.onnx")
+    parser.add_argument(
+        "--fp16-tolerance",
+        type=float,
+        default=FP16_TOLERANCE_LEVELS,
+        metavar="LEVELS",
+        help="keep the fp16 copy only if it is within this many 8-bit levels of fp32 on the "
+        f"photo (default {FP16_TOLERANCE_LEVELS:g})",
+    )
     parser.add_argument(
         "--ema",
         action=argparse.BooleanOptionalAction,
@@ -232,8 +243,14 @@ def run(args: argparse.Namespace) -> int:
         except (ValueError, RuntimeError) as exc:
             return _fail(f"fp16 conversion failed: {exc}", status=1)
         err16 = fp16_max_error(path, fp16_path, photo, (lo, hi), spec.multiple)
-        print(f"wrote {fp16_path}")
-        print(f"  fp16 vs fp32 on {photo_path.name}: max error {err16:.0f} of 255 (8-bit levels)")
+        summary = f"fp16 vs fp32 on {photo_path.name}: max error {err16:.0f} of 255 (8-bit levels)"
+        if err16 > args.fp16_tolerance:
+            fp16_path.unlink()
+            fp16_path = None
+            print(f"  {summary}: over the tolerance of {args.fp16_tolerance:g}, not kept")
+        else:
+            print(f"wrote {fp16_path}")
+            print(f"  {summary}")
 
     from engine.models.complexity import count_macs, count_parameters
 

@@ -223,6 +223,26 @@ def test_export_without_ema_and_of_a_registry_network(trained, tmp_path, capsys)
 
 
 @needs_photos
+def test_export_drops_an_fp16_copy_over_the_tolerance(tmp_path, capsys, monkeypatch):
+    import engine.backends.fp16_onnx
+
+    monkeypatch.setattr(engine.backends.fp16_onnx, "fp16_max_error", lambda *a, **k: 3.0)
+    photo = sorted((PHOTOS / "val").glob("*.jpg"))[0]
+    args = ["--no-metrics", "--photo", photo, "--photo-max-side", 64, "--fp16"]
+    assert cli(cli_export, "export", "lprn", "-o", tmp_path / "m.onnx", *args) == 0
+    assert "max error 3 of 255 (8-bit levels): over the tolerance of 2, not kept" in (
+        capsys.readouterr().out
+    )
+    assert load_card(tmp_path / "m.json").onnx_fp16 is None
+    assert not (tmp_path / "m.fp16.onnx").exists()
+    argv = ["export", "lprn", "-o", tmp_path / "n.onnx", *args, "--fp16-tolerance", 3]
+    assert cli(cli_export, *argv) == 0  # at the tolerance: kept
+    assert load_card(tmp_path / "n.json").onnx_fp16 == "n.fp16.onnx"
+    assert (tmp_path / "n.fp16.onnx").is_file()
+    capsys.readouterr()
+
+
+@needs_photos
 def test_export_fails_without_a_card_when_parity_is_lost(tmp_path, capsys, monkeypatch):
     import training.export
 
