@@ -191,7 +191,7 @@ def shapes_before_dequantize(model: Any) -> int:
     Returns:
         How many ``Shape`` nodes now read a quantised tensor.
     """
-    producers = {out: node for node in model.graph.node for out in node.output}
+    producers = _producers(model.graph)
     moved = 0
     for node in model.graph.node:
         if node.op_type != "Shape" or not node.input:
@@ -217,7 +217,7 @@ def rearrange_before_dequantize(model: Any) -> int:
     """
     graph = model.graph
     constants = _constants(model)
-    producers = {out: node for node in graph.node for out in node.output}
+    producers = _producers(graph)
     readers: dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
@@ -251,6 +251,11 @@ def rearrange_before_dequantize(model: Any) -> int:
     return len(swapped)
 
 
+def _producers(graph: Any) -> dict[str, Any]:
+    """Each node of ``graph`` by the names of the tensors it produces."""
+    return {out: node for node in graph.node for out in node.output}
+
+
 def _made_by(producers: dict[str, Any], tensor: str, op_type: str) -> Any:
     """The node that produces ``tensor`` when it is an ``op_type`` node, else ``None``."""
     node = producers.get(tensor)
@@ -266,7 +271,7 @@ def image_convolutions(model: Any, most_channels: int = 4) -> list[str]:
     ``nodes_to_exclude`` can list them.
     """
     constants = _constants(model)
-    producers = {out: node for node in model.graph.node for out in node.output}
+    producers = _producers(model.graph)
     names = []
     for index, node in enumerate(model.graph.node):
         if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in constants:
@@ -280,12 +285,12 @@ def image_convolutions(model: Any, most_channels: int = 4) -> list[str]:
             names.append(node.name)
             # The padding in front of it stays in float too, or the quantiser would round
             # the image to 8 bits and back only to pad it.
-            pad = producers.get(node.input[0])
-            while pad is not None and pad.op_type == "Pad":
+            pad = _made_by(producers, node.input[0], "Pad")
+            while pad is not None:
                 if not pad.name:
                     pad.name = f"image_pad_{len(names)}"
                 names.append(pad.name)
-                pad = producers.get(pad.input[0])
+                pad = _made_by(producers, pad.input[0], "Pad")
     return names
 
 
@@ -296,7 +301,7 @@ def float_inputs_for(model: Any, names: list[str]) -> int:
     Returns:
         How many inputs now read the float tensor.
     """
-    producers = {out: node for node in model.graph.node for out in node.output}
+    producers = _producers(model.graph)
     wanted, moved = set(names), 0
     for node in model.graph.node:
         if node.name not in wanted or not node.input:
