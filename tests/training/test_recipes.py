@@ -8,6 +8,7 @@ from engine.models import get_spec
 from training.checkpoint import load_checkpoint
 from training.config import VALIDATION_SEED, ConfigError, load_config
 from training.run_log import read_log
+from training.schedules import build_schedule
 from training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +55,29 @@ def test_recipe_resolves_with_fixed_validation_and_train_photos(path):
     assert val["seed"] == VALIDATION_SEED and val["crop"] == 256
     smoke = load_config(path, "smoke", check_paths=False)  # inherited through extends too
     assert smoke["train"]["steps"] <= 5 and smoke["data"]["val"]["limit"] == 2
+
+
+def _variants(path):
+    """The variant names a recipe offers, its own and those of the recipe it extends."""
+    raw = yaml.safe_load(path.read_text())
+    names = set(raw.get("variants") or {})
+    if raw.get("extends"):
+        names |= _variants(path.parent / raw["extends"])
+    return names
+
+
+VARIANTS = [(p, v) for p in RECIPES for v in sorted(_variants(p))]
+
+
+@pytest.mark.parametrize(("path", "variant"), VARIANTS, ids=[f"{p.stem}-{v}" for p, v in VARIANTS])
+def test_every_variant_resolves_and_builds_its_schedule(path, variant):
+    config = load_config(path, variant, check_paths=False)
+    schedule = build_schedule(config["schedule"], config["train"]["steps"])
+    assert schedule.total == config["train"]["steps"]
+    assert config["data"]["val"]["seed"] == VALIDATION_SEED  # no variant moves validation
+    pool = config["data"]["train"].get("pool")
+    if variant == "cpu_pool":
+        assert pool["crop"] > config["data"]["train"]["crop"] and schedule.kind == "cosine"
 
 
 @pytest.mark.parametrize("name", DEBLURGAN)
