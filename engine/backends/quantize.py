@@ -30,8 +30,11 @@ from engine.pipeline.convert import FrameConverter
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CALIBRATION_METHODS = ("minmax", "percentile")
-#: Photos whose activations the calibrator holds at once (see ``quantize_int8``).
-CALIBRATION_CHUNK = 8
+#: Photos whose activations the calibrator holds at once (see ``quantize_int8``). One at a
+#: time keeps the peak near 0.9 GB for the default model at 640×360 whatever the number of
+#: photos (8 at a time: 5.7 GB), is faster, and gave the same INT8 file quality
+#: (docs/benchmarks.md).
+CALIBRATION_CHUNK = 1
 
 
 def list_images(source: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -194,7 +197,8 @@ def quantize_int8(
             the weights (see docs/benchmarks.md): measure both on blurred validation photos.
         chunk: photos whose activations are held in memory at once; ranges and histograms
             are merged over the chunks (the percentile calibrator keeps every activation of
-            the photos it is given: about 0.4 GB per 640×360 photo for the default model).
+            the photos it is given, and copies them while it bins them: about 0.7 GB per
+            640×360 photo for the default model).
 
     Returns:
         The path written.
