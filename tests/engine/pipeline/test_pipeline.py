@@ -15,16 +15,18 @@ def _frames(n, h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize(("h", "w"), [(97, 131), (360, 640), (64, 64), (33, 17)])
-def test_converter_round_trip_and_reflection(h, w):
-    conv = FrameConverter((-1.0, 1.0), 32)
+def test_converter_round_trip_and_reflection(h, w, dtype):
+    conv = FrameConverter((-1.0, 1.0), 32, dtype=dtype)
     frames = _frames(2, h, w)
     x = conv.to_input(frames)
     hp, wp = padded_size(h, w, 32)
-    assert x.shape == (2, 3, hp, wp) and x.dtype == np.float32
-    assert x.min() >= -1.0 and x.max() <= 1.0
+    assert x.shape == (2, 3, hp, wp) and x.dtype == dtype
+    assert x.min() == -1.0 and x.max() == 1.0  # the extreme levels map to the range's ends
     expected = np.pad(frames, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)), mode="reflect")
-    np.testing.assert_allclose(x, expected.transpose(0, 3, 1, 2) / 127.5 - 1.0, atol=1e-6)
+    atol = 1e-6 if dtype == np.float32 else 5e-4
+    np.testing.assert_allclose(x, expected.transpose(0, 3, 1, 2) / 127.5 - 1.0, atol=atol)
     assert np.array_equal(conv.to_frames(x.copy()), frames)
 
 
@@ -38,6 +40,10 @@ def test_converter_clamps_and_rounds_into_zero_one_range():
     y = conv.to_frames(out)
     assert y[0, 0, 0, 0] == 255 and y[0, 0, 0, 1] == 0
     assert y[0, 1, 1, 2] == 128  # 127.5 rounds half to even
+    out[0, 2, 3, 4] = 128.5 / 255  # rounds half to even: down to 128
+    out[0, 2, 3, 5] = 129.5 / 255  # up to 130
+    y = conv.to_frames(out)
+    assert (y[0, 3, 4, 2], y[0, 3, 5, 2]) == (128, 130)
 
 
 def test_converter_reuses_its_buffers_for_the_same_shape():
