@@ -17,10 +17,10 @@ class FrameConverter:
     Pre-processing: reflect-pad bottom/right to the model's multiple only when needed, scale
     0…255 to the model's value range, NHWC → NCHW. Post-processing: NCHW → NHWC, map back to
     0…255, clamp, round half to even, crop, uint8. Buffers are allocated once per input shape
-    and reused for every later batch of that shape. float32 tensors are converted one colour
-    plane at a time by OpenCV (in: a 256-entry table; out: scale and offset in one pass, then
-    uint8 with saturation and rounding half to even), several times faster than NumPy's
-    strided passes; float16 tensors by NumPy.
+    and reused for every later batch of that shape. Tensors are converted one colour plane at a
+    time by OpenCV (in: a 256-entry table of the tensor's dtype; out: scale and offset in one
+    pass, then uint8 with saturation and rounding half to even), several times faster than
+    NumPy's strided passes (float16 most of all).
 
     Args:
         input_range: the model's value range ``(low, high)``.
@@ -42,12 +42,11 @@ class FrameConverter:
         self.multiple = int(multiple)
         self.dtype = np.dtype(dtype)
         self._scale = (hi - lo) / 255.0
-        # The float32 value of every uint8 level (computed in float64: 255 maps to hi exactly).
-        self._lut = (np.arange(256) * self._scale + lo).astype(np.float32)[None]
+        # The value of every uint8 level, rounded once from float64 (255 maps to hi exactly).
+        self._lut = (np.arange(256) * self._scale + lo).astype(self.dtype)[None]
         self._shape: tuple[int, ...] | None = None
         self._padded: np.ndarray | None = None  # uint8 NHWC, padded
         self._input: np.ndarray | None = None  # float NCHW
-        self._work: np.ndarray | None = None  # float32 NHWC, padded (float16 tensors only)
         self._output: np.ndarray | None = None  # uint8 NHWC, cropped
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
@@ -55,17 +54,10 @@ class FrameConverter:
         hp, wp = padded_size(h, w, self.multiple)
         self._padded = np.empty((n, hp, wp, 3), np.uint8) if (hp, wp) != (h, w) else None
         self._input = np.empty((n, 3, hp, wp), self.dtype)
-        self._work = None  # made by _work_buffer when a float16 tensor needs it
         self._output = np.empty((n, h, w, 3), np.uint8)
         self._in_planes = [np.empty((hp, wp), np.uint8) for _ in range(3)]
         self._out_planes = [np.empty((h, w), np.uint8) for _ in range(3)]
         self._shape = shape
-
-    def _work_buffer(self) -> np.ndarray:
-        if self._work is None:
-            n, h, w, _ = self._shape
-            self._work = np.empty((n, *padded_size(h, w, self.multiple), 3), np.float32)
-        return self._work
 
     def to_input(self, frames: np.ndarray) -> np.ndarray:
         """The model input for ``frames`` (a reused buffer: valid until the next call)."""
@@ -75,39 +67,26 @@ class FrameConverter:
         if self._padded is not None:
             _reflect_pad_into(frames, self._padded)
             src = self._padded
-        if self.dtype == np.float32:
-            planes = self._in_planes
-            for frame, tensor in zip(src, self._input, strict=True):
-                cv2.split(np.ascontiguousarray(frame), planes)
-                for plane, channel in zip(planes, tensor, strict=True):
-                    cv2.LUT(plane, self._lut, channel)  # written into the input tensor
-            return self._input
-        work = self._work_buffer()
-        np.multiply(src, self._scale, out=work, dtype=np.float32)
-        work += self.low
-        self._input[...] = work.transpose(0, 3, 1, 2)
+        planes = self._in_planes
+        for frame, tensor in zip(src, self._input, strict=True):
+            cv2.split(np.ascontiguousarray(frame), planes)
+            for plane, channel in zip(planes, tensor, strict=True):
+                cv2.LUT(plane, self._lut, channel)  # written into the input tensor
         return self._input
 
     def to_frames(self, output: np.ndarray) -> np.ndarray:
         """uint8 frames from the model output (a reused buffer: valid until the next call)."""
         _, h, w, _ = self._shape
-        if output.dtype == np.float32:
-            alpha, gamma = 1.0 / self._scale, -self.low / self._scale
-            planes = self._out_planes
-            for tensor, frame in zip(output, self._output, strict=True):
-                for channel, plane in zip(tensor, planes, strict=True):
-                    # uint8 with rounding half to even and clamping to 0…255, cropped
-                    crop = channel[:h, :w]
-                    cv2.addWeighted(crop, alpha, crop, 0.0, gamma, plane, cv2.CV_8U)
-                cv2.merge(planes, frame)
-            return self._output
-        work = self._work_buffer()
-        work[...] = output.transpose(0, 2, 3, 1)
-        work -= self.low
-        work *= 1.0 / self._scale
-        np.clip(work, 0.0, 255.0, out=work)
-        np.rint(work, out=work)
-        self._output[...] = work[:, :h, :w]
+        if output.dtype not in (np.float32, np.float16):
+            output = output.astype(np.float32)
+        alpha, gamma = 1.0 / self._scale, -self.low / self._scale
+        planes = self._out_planes
+        for tensor, frame in zip(output, self._output, strict=True):
+            for channel, plane in zip(tensor, planes, strict=True):
+                # uint8 with rounding half to even and clamping to 0…255, cropped
+                crop = channel[:h, :w]
+                cv2.addWeighted(crop, alpha, crop, 0.0, gamma, plane, cv2.CV_8U)
+            cv2.merge(planes, frame)
         return self._output
 
 

@@ -30,18 +30,24 @@ def test_converter_round_trip_and_reflection(h, w, dtype):
     assert np.array_equal(conv.to_frames(x.copy()), frames)
 
 
-def test_converter_clamps_and_rounds_into_zero_one_range():
-    conv = FrameConverter((0.0, 1.0), 8)
+@pytest.mark.parametrize(
+    ("dtype", "high"),
+    # float16 holds the tie levels exactly only on a 0…255 scale.
+    [(np.float32, 1.0), (np.float16, 255.0)],
+)
+def test_converter_clamps_and_rounds_half_to_even(dtype, high):
+    conv = FrameConverter((0.0, high), 8, dtype=dtype)
     frames = _frames(1, 8, 8)
-    conv.to_input(frames)
-    out = np.full((1, 3, 8, 8), 0.5, np.float32)
-    out[0, 0, 0, 0] = 7.0  # above range: clamped to 255
-    out[0, 1, 0, 0] = -3.0  # below: clamped to 0
+    assert conv.to_input(frames).dtype == dtype
+    level = high / 255
+    out = np.full((1, 3, 8, 8), 127.5 * level, dtype)
+    out[0, 0, 0, 0] = 7.0 * high  # above range: clamped to 255
+    out[0, 1, 0, 0] = -3.0 * high  # below: clamped to 0
     y = conv.to_frames(out)
     assert y[0, 0, 0, 0] == 255 and y[0, 0, 0, 1] == 0
     assert y[0, 1, 1, 2] == 128  # 127.5 rounds half to even
-    out[0, 2, 3, 4] = 128.5 / 255  # rounds half to even: down to 128
-    out[0, 2, 3, 5] = 129.5 / 255  # up to 130
+    out[0, 2, 3, 4] = 128.5 * level  # rounds half to even: down to 128
+    out[0, 2, 3, 5] = 129.5 * level  # up to 130
     y = conv.to_frames(out)
     assert (y[0, 3, 4, 2], y[0, 3, 5, 2]) == (128, 130)
 
