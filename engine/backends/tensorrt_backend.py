@@ -655,7 +655,7 @@ class TensorRTBackend(ClosingBackend):
         slot = self._activate(frames.shape)
         cuda, ptr, stream = self._cuda, slot.pointers, self._stream
         # Page-locked staging buffers make the copies truly asynchronous DMA transfers.
-        np.copyto(slot.host_in, slot.converter.to_input(frames))
+        slot.converter.to_input(frames, out=slot.host_in)
         cuda(
             "cudaMemcpyAsync",
             ptr["dev_in"],

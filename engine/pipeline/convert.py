@@ -59,20 +59,36 @@ class FrameConverter:
         self._out_planes = [np.empty((h, w), np.uint8) for _ in range(3)]
         self._shape = shape
 
-    def to_input(self, frames: np.ndarray) -> np.ndarray:
-        """The model input for ``frames`` (a reused buffer: valid until the next call)."""
+    def to_input(self, frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The model input for ``frames``.
+
+        Args:
+            frames: uint8 RGB frames.
+            out: a C-contiguous array of the input's shape and dtype to write into (e.g.
+                page-locked memory for a GPU copy); by default the converter's own buffer,
+                valid until the next call.
+        """
         if frames.shape != self._shape:
             self._allocate(frames.shape)
+        if out is None:
+            out = self._input
+        elif out.shape != self._input.shape or out.dtype != self.dtype:
+            raise ValueError(
+                f"out must be a {self.dtype} array of shape {self._input.shape}, "
+                f"got {out.dtype} {out.shape}"
+            )
+        elif not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
         src = frames
         if self._padded is not None:
             _reflect_pad_into(frames, self._padded)
             src = self._padded
         planes = self._in_planes
-        for frame, tensor in zip(src, self._input, strict=True):
+        for frame, tensor in zip(src, out, strict=True):
             cv2.split(np.ascontiguousarray(frame), planes)
             for plane, channel in zip(planes, tensor, strict=True):
                 cv2.LUT(plane, self._lut, channel)  # written into the input tensor
-        return self._input
+        return out
 
     def to_frames(self, output: np.ndarray) -> np.ndarray:
         """uint8 frames from the model output (a reused buffer: valid until the next call)."""

@@ -65,6 +65,21 @@ def test_converter_reuses_its_buffers_for_the_same_shape():
     assert x3 is not x1 and x3.shape == (1, 3, 32, 32)
 
 
+def test_converter_writes_into_a_given_buffer():
+    conv = FrameConverter((-1.0, 1.0), 32, dtype=np.float16)
+    frames = _frames(1, 40, 50)
+    own = conv.to_input(frames).copy()
+    out = np.zeros((1, 3, 64, 64), np.float16)
+    assert conv.to_input(frames, out=out) is out
+    assert np.array_equal(out, own)
+    with pytest.raises(ValueError, match="shape"):
+        conv.to_input(frames, out=np.zeros((1, 3, 40, 50), np.float16))
+    with pytest.raises(ValueError, match="float16"):
+        conv.to_input(frames, out=np.zeros((1, 3, 64, 64), np.float32))
+    with pytest.raises(ValueError, match="contiguous"):
+        conv.to_input(frames, out=np.zeros((1, 3, 64, 128), np.float16)[..., ::2])
+
+
 def test_tile_layout_covers_with_overlap():
     starts = tile_starts(1000, 256, 64)
     assert starts[0] == 0 and starts[-1] == 1000 - 256
