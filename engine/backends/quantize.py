@@ -305,13 +305,14 @@ def finish_int8(
 ) -> None:
     """Last touches to a freshly quantised file, in place: ``Shape`` nodes read quantised
     tensors, pixel shuffles move quantised values, the nodes ``in_float`` (left out of the
-    quantisation) read float inputs (see
+    quantisation) read float inputs, concatenations copy inputs quantised on their grid (see
     :mod:`engine.backends.int8_layout`), and the metadata notes the sha256 of the fp32 file it
     was quantised from (checked when a model card loads it: see
     ``OnnxRuntimeBackend.from_card``)."""
     import onnx
 
     from engine.backends.int8_layout import (
+        concat_inputs_on_output_grid,
         float_inputs_for,
         rearrange_before_dequantize,
         shapes_before_dequantize,
@@ -321,6 +322,7 @@ def finish_int8(
     shapes_before_dequantize(model)
     float_inputs_for(model, list(in_float))
     rearrange_before_dequantize(model)
+    concat_inputs_on_output_grid(model)
     kept = [p for p in model.metadata_props if p.key != INT8_SOURCE_KEY]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

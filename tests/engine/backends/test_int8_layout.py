@@ -9,6 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from engine.backends.int8_layout import (  # noqa: E402
+    concat_inputs_on_output_grid,
     float_inputs_for,
     image_convolutions,
     nearest_upsampling_as_copies,
@@ -217,3 +218,92 @@ def test_a_pixel_shuffle_moves_quantised_values(per_channel):
         assert swapped == 1 and ops.index("DepthToSpace") < ops.index("DequantizeLinear")
     after = _run(model, x)[0]
     assert after.shape == (1, 2, 6, 10) and np.array_equal(after, before)
+
+
+def _qdq(src, dst, grid):
+    """src → QuantizeLinear → DequantizeLinear → dst on the initializers named ``grid``."""
+    return [
+        helper.make_node("QuantizeLinear", [src, f"{grid}_s", f"{grid}_z"], [f"{dst}_q"]),
+        helper.make_node("DequantizeLinear", [f"{dst}_q", f"{grid}_s", f"{grid}_z"], [dst]),
+    ]
+
+
+def _grids(**scales):
+    return [
+        init
+        for name, scale in scales.items()
+        for init in (
+            numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s"),
+            numpy_helper.from_array(np.array(128, np.uint8), f"{name}_z"),
+        )
+    ]
+
+
+def _concat_model(shared_reader):
+    """Three inputs on three grids concatenated on a fourth: ``a`` straight from a Mul,
+    ``b`` through two transposes on uint8 (its Q output also read by a Shape), ``c`` on the
+    output's grid already. With ``shared_reader`` a Relu reads ``a``'s dequantised values too."""
+    nodes = [
+        helper.make_node("Mul", ["x", "half"], ["a_f"]),
+        *_qdq("a_f", "a", "ga"),
+        helper.make_node("Mul", ["x", "three"], ["b_f"]),
+        *_qdq("b_f", "b0", "gb"),
+        helper.make_node("Shape", ["b0_q"], ["b_shape"]),
+        helper.make_node("Transpose", ["b0"], ["b1_f"], perm=[0, 1, 3, 2]),
+        *_qdq("b1_f", "b1", "gb1"),
+        helper.make_node("Transpose", ["b1"], ["b2_f"], perm=[0, 1, 3, 2]),
+        *_qdq("b2_f", "b", "gb2"),
+        helper.make_node("Neg", ["x"], ["c_f"]),
+        *_qdq("c_f", "c", "go"),
+        helper.make_node("Concat", ["a", "b", "c"], ["y_f"], axis=1),
+        *_qdq("y_f", "y", "go"),
+    ]
+    outputs = ["y", ("b_shape", TensorProto.INT64, [4])]
+    if shared_reader:
+        nodes.append(helper.make_node("Relu", ["a"], ["z"]))
+        outputs.append("z")
+    model = _model([(n, []) for n in nodes], outputs, 17)
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+            numpy_helper.from_array(np.array(3.0, np.float32), "three"),
+            *_grids(ga=0.004, gb=0.03, gb1=0.03, gb2=0.03, go=0.05),
+        ]
+    )
+    return model
+
+
+def _grid_names(model, op_type="DequantizeLinear"):
+    return {n.output[0]: n.input[1] for n in model.graph.node if n.op_type == op_type}
+
+
+def test_concat_inputs_are_quantised_on_the_output_grid():
+    model = _concat_model(shared_reader=False)
+    x = np.random.default_rng(4).uniform(-2, 2, (1, 2, 5, 5)).astype(np.float32)
+    before = _run(model, x)[0]
+    assert concat_inputs_on_output_grid(model) == 1
+    dq_grid = _grid_names(model)
+    # Every Q/DQ from the concatenation back to the ops that computed its inputs: one grid.
+    assert {dq_grid[t] for t in ("a", "b0", "b1", "b", "c", "y")} == {"go_s"}
+    assert all(n.input[1] == "go_s" for n in model.graph.node if n.op_type == "QuantizeLinear")
+    inits = {i.name for i in model.graph.initializer}
+    assert not inits & {"ga_s", "gb_s", "gb1_s", "gb2_s"}  # the old grids are gone
+    after = _run(model, x)[0]
+    # Each value is now the output grid's nearest to the float value: no rounding to the
+    # input's grid first, and no clipping to its narrower range (a: ±0.51, b: ±3.8).
+    exact = np.concatenate([0.5 * x, 3 * x, -x], axis=1)
+    on_grid = (np.clip(np.rint(exact / 0.05) + 128, 0, 255) - 128) * 0.05
+    assert np.allclose(after, on_grid, rtol=0, atol=1e-6)
+    assert not np.allclose(before, on_grid, rtol=0, atol=1e-6)
+    assert np.array_equal(after[:, 4:], before[:, 4:])  # c was on that grid already
+    assert concat_inputs_on_output_grid(model) == 0  # nothing left to move
+
+
+def test_concat_inputs_read_elsewhere_keep_their_grid():
+    model = _concat_model(shared_reader=True)
+    assert concat_inputs_on_output_grid(model) == 1
+    dq_grid = _grid_names(model)
+    assert dq_grid["a"] == "ga_s"  # the Relu reads it too: left alone
+    assert dq_grid["b"] == dq_grid["b0"] == "go_s"
+    x = np.random.default_rng(5).uniform(-2, 2, (1, 2, 5, 5)).astype(np.float32)
+    assert _run(model, x)[0].shape == (1, 6, 5, 5)
