@@ -390,7 +390,7 @@ def concat_inputs_on_output_grid(model: Any) -> int:
                 continue  # q quantises what an op computed: the start of the way
             found.append(source)
             data = source.input if source.op_type == "Concat" else source.input[:1]
-            for name in data:
+            for name in dict.fromkeys(data):  # copies concatenate one tensor many times
                 before = _made_by(producers, name, "DequantizeLinear")
                 if before is None:
                     return None
