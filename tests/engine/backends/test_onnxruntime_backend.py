@@ -283,6 +283,25 @@ def test_int8_quantisation_on_real_photos(tmp_path, exported, photos, capsys):
     assert producers.get(first.input[1]) != "DequantizeLinear"  # float weights
     (pad,) = [n for n in graph.node if n.name == "/Pad"]
     assert pad.input[0] == graph.input[0].name
+    # Every concatenation copies: its inputs are quantised on its output's grid (the heads'
+    # concatenation and the final layer's phases included).
+    values = {i.name: onnx.numpy_helper.to_array(i).item() for i in graph.initializer
+              if i.dims == [] or list(i.dims) == [1]}  # fmt: skip
+    by_output = {out: node for node in graph.node for out in node.output}
+    readers = {name: node for node in graph.node for name in node.input}
+    concats = [n for n in graph.node if n.op_type == "Concat" and n.output[0] in readers]
+    checked = 0
+    for concat in concats:
+        out_q = readers[concat.output[0]]
+        dqs = [by_output.get(name) for name in concat.input]
+        if out_q.op_type != "QuantizeLinear" or any(
+            dq is None or dq.op_type != "DequantizeLinear" for dq in dqs
+        ):
+            continue  # shape arithmetic
+        grids = {(values[dq.input[1]], values[dq.input[2]]) for dq in dqs}
+        assert grids == {(values[out_q.input[1]], values[out_q.input[2]])}, concat.name
+        checked += 1
+    assert checked >= 2 + 2 * 7  # heads, phases, and the copies of seven upsamplings
 
     backend = _backend(name, dst, precision="int8", threads=2)
     frames = _frames(2, 97, 131)
