@@ -380,9 +380,7 @@ def concat_inputs_on_output_grid(model: Any) -> int:
         while stack:
             dq = stack.pop()
             q = _made_by(producers, dq.input[0], "QuantizeLinear")
-            if q is None or _grid(dq, constants, initializers) != grid:
-                return None
-            if _grid(q, constants, initializers) != grid:
+            if q is None or any(_grid(n, constants, initializers) != grid for n in (dq, q)):
                 return None
             found += [dq, q]
             source = producers.get(q.input[0])
