@@ -89,12 +89,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--val-limit", type=int, help="measure on the first N validation images only"
     )
+    parser.add_argument(
+        "--val-per-image",
+        type=int,
+        metavar="N",
+        help="synthetic validation pairs per photo for the card's metrics (default: 8, more "
+        "draws of the recipe's validation blur than the one per photo it chose checkpoints on)",
+    )
     parser.set_defaults(func=run)
 
 
 def _fail(message: str, status: int = 2) -> int:
     print(f"rtdeblur export: {message}", file=sys.stderr)
     return status
+
+
+def _se(metrics: dict[str, Any]) -> str:
+    se = metrics.get("psnr_gain_se")
+    return "" if se is None else f" ± {se:.2f}"
 
 
 def _default_photo_dir() -> Path:
@@ -287,13 +299,13 @@ def run(args: argparse.Namespace) -> int:
     card.path = output.with_suffix(".json")
     if ckpt is not None and not args.no_metrics and config["data"].get("val"):
         try:
-            card.metrics = _measure(card, config, args.val_limit)
+            card.metrics = _measure(card, config, args.val_limit, args.val_per_image)
         except (DatasetError, AssetNotFoundError, ValueError) as exc:
             return _fail(f"validation metrics not measured ({exc}); the card is not written", 1)
         m = card.metrics
         line = (
             f"  validation ({m['images']} images, ONNX Runtime fp32): PSNR {m['psnr']:.2f} dB "
-            f"(input {m['psnr_input']:.2f}, {m['psnr_gain']:+.2f}), SSIM {m['ssim']:.4f} "
+            f"(input {m['psnr_input']:.2f}, {m['psnr_gain']:+.2f}{_se(m)}), SSIM {m['ssim']:.4f} "
             f"(input {m['ssim_input']:.4f})"
         )
         if m.get("lpips") is not None:
@@ -384,12 +396,30 @@ def _training_section(
     }
 
 
-def _measure(card: Any, config: dict[str, Any], limit: int | None) -> dict[str, Any]:
-    """Validation metrics of the written fp32 ONNX file through the engine's ORT backend."""
+def _measure(
+    card: Any, config: dict[str, Any], limit: int | None, per_image: int | None
+) -> dict[str, Any]:
+    """Validation metrics of the written fp32 ONNX file through the engine's ORT backend.
+
+    A synthetic section is measured with ``per_image`` draws per photo (None: the report
+    set's :data:`~training.evaluate.REPORT_PER_IMAGE`), the recipe's own draw first.
+    """
     from engine.backends.select import select_backend
-    from training.evaluate import BackendRestorer, Evaluator, load_lpips, validation_pairs
+    from training.evaluate import (
+        REPORT_PER_IMAGE,
+        BackendRestorer,
+        Evaluator,
+        load_lpips,
+        synthetic_description,
+        validation_pairs,
+    )
 
     section = dict(config["data"]["val"])
+    synthetic = section.get("type", "synthetic") == "synthetic"
+    if synthetic:
+        section["per_image"] = REPORT_PER_IMAGE if per_image is None else per_image
+        if section["per_image"] < 1:
+            raise ValueError(f"--val-per-image must be ≥ 1, got {section['per_image']}")
     if limit is not None:
         section["limit"] = limit
     pairs = validation_pairs(section)
@@ -403,9 +433,5 @@ def _measure(card: Any, config: dict[str, Any], limit: int | None) -> dict[str, 
         selection.backend.close()
     summary = report.summary()
     root = portable_paths(section["root"], Path(config.get("base_dir") or Path.cwd()))
-    desc = (
-        f"synthetic blur (seed {section.get('seed')}, {section.get('crop')} crops) of {root}"
-        if section.get("type", "synthetic") == "synthetic"
-        else f"paired folder {root}"
-    )
-    return {**summary, "dataset": desc, "backend": "onnxruntime fp32 cpu"}
+    what = synthetic_description(section) if synthetic else "paired folder"
+    return {**summary, "dataset": f"{what} of {root}", "backend": "onnxruntime fp32 cpu"}

