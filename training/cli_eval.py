@@ -116,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from training.evaluate import (
         REPORT_PER_IMAGE,
         Evaluator,
+        blur_groups,
         folder_pairs,
+        format_groups,
         format_table,
         load_lpips,
         write_csv,
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     if args.per_image < 1:
         return _fail(f"--per-image must be ≥ 1, got {args.per_image}")
     try:
-        pairs, data_text = folder_pairs(
+        pairs, data_text, metas = folder_pairs(
             args.data, limit=args.limit, crop=args.crop, per_image=args.per_image
         )
     except DatasetError as exc:
@@ -157,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
             f"PSNR gain {summary['psnr_gain']:+.2f} dB, standard error "
             f"{summary['psnr_gain_se']:.2f} dB over {summary['images']} images"
         )
+    if metas:
+        print("\nBy blur kind and by blur extent (pixels of the photo):")
+        print(format_groups(report, blur_groups(metas)))
     if args.csv:
         print(f"wrote {write_csv(report, args.csv)}")
     return 0

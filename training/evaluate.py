@@ -14,6 +14,7 @@ LPIPS is the VGG variant of :mod:`engine.models.lpips` on [0, 1] images (lower i
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -51,7 +52,7 @@ VALIDATION_DEFAULTS: dict[str, Any] = {
 REPORT_PER_IMAGE = 8
 
 
-def synthetic_pairs(
+def synthetic_items(
     root: str | os.PathLike,
     seed: int = VALIDATION_SEED,
     crop: int | Sequence[int] = 256,
@@ -60,8 +61,8 @@ def synthetic_pairs(
     weights: Mapping[str, float] | None = None,
     synthesis: Mapping[str, Any] | None = None,
     degradation: Mapping[str, Any] | None = None,
-) -> list[Pair]:
-    """The fixed synthetic validation set of a folder of sharp photos.
+) -> list[tuple[Pair, dict[str, Any]]]:
+    """The fixed synthetic validation set of a folder of sharp photos, with how each was made.
 
     Deterministic: the same folder and settings give the same pixels on every run (see
     :func:`training.data.build_validation_set`).
@@ -77,7 +78,8 @@ def synthetic_pairs(
         degradation: input degradations (``{}``: the defaults, None: clean 8-bit input).
 
     Returns:
-        ``(name, blur, sharp)`` per item.
+        ``((name, blur, sharp), meta)`` per item; ``meta`` holds the blur kind, its extent in
+        pixels of the photo and the rest of :meth:`SyntheticBlurDataset.sample`'s description.
 
     Raises:
         DatasetError: no readable photo in ``root``.
@@ -95,7 +97,12 @@ def synthetic_pairs(
     )
     if limit is not None:
         items = items[:limit]
-    return [(meta["name"], blur, sharp) for blur, sharp, meta in items]
+    return [((meta["name"], blur, sharp), meta) for blur, sharp, meta in items]
+
+
+def synthetic_pairs(*args: Any, **kwargs: Any) -> list[Pair]:
+    """:func:`synthetic_items` without the descriptions: ``(name, blur, sharp)`` per item."""
+    return [pair for pair, _ in synthetic_items(*args, **kwargs)]
 
 
 def paired_pairs(
@@ -160,7 +167,7 @@ def folder_pairs(
     crop: int = 256,
     seed: int = VALIDATION_SEED,
     per_image: int = REPORT_PER_IMAGE,
-) -> tuple[list[Pair], str]:
+) -> tuple[list[Pair], str, list[dict[str, Any]] | None]:
     """Pairs from a folder: a paired dataset if it has one, else synthetic blur of its photos.
 
     Sharp photos get the recipes' validation blur (:data:`VALIDATION_DEFAULTS`: the same blur
@@ -176,7 +183,8 @@ def folder_pairs(
         per_image: synthetic pairs per photo.
 
     Returns:
-        The pairs and a one-line description of what they are.
+        The pairs, a one-line description of what they are, and for synthetic pairs how each
+        was made (see :func:`synthetic_items`; None for a paired folder).
 
     Raises:
         DatasetError: neither layout fits, with both reasons.
@@ -196,9 +204,10 @@ def folder_pairs(
                 "photos (no images directly inside)"
             ) from None
         section = {**VALIDATION_DEFAULTS, "seed": seed, "crop": crop, "per_image": per_image}
-        pairs = synthetic_pairs(root, limit=limit, **section)
-        return pairs, f"{synthetic_description(section)} of photos in {root}"
-    return paired_pairs(root, limit), f"paired folder {root}"
+        items = synthetic_items(root, limit=limit, **section)
+        text = f"{synthetic_description(section)} of photos in {root}"
+        return [pair for pair, _ in items], text, [meta for _, meta in items]
+    return paired_pairs(root, limit), f"paired folder {root}", None
 
 
 def synthetic_description(section: Mapping[str, Any]) -> str:
@@ -464,17 +473,71 @@ def format_table(report: EvalReport) -> str:
         if r["psnr_out"] is not None and r["psnr_in"] is not None:
             gain = r["psnr_out"] - r["psnr_in"]
         lines.append([_cell(fmt, gain if key is None else r[key]) for _, key, fmt in _COLUMNS])
-    header = [title for title, _, _ in _COLUMNS]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-
-    def fmt_line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest])
-
+    (header, *body), widths = _aligned([[title for title, _, _ in _COLUMNS], *lines])
     rule = "  ".join("-" * w for w in widths)
-    body = [fmt_line(line) for line in lines]
-    return "\n".join([fmt_line(header), rule, *body[:-1], rule, body[-1]])
+    return "\n".join([header, rule, *body[:-1], rule, body[-1]])
+
+
+def _aligned(lines: list[list[str]]) -> tuple[list[str], list[int]]:
+    """Text lines of a table (first column left-aligned, the others right) and column widths."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return [
+        "  ".join(
+            [
+                cells[0].ljust(widths[0]),
+                *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)),
+            ]
+        )
+        for cells in lines
+    ], widths
+
+
+#: Upper edges of the extent groups of :func:`blur_groups`, in pixels of the photo.
+EXTENT_EDGES_PX = (4.0, 8.0, 16.0)
+
+
+def blur_groups(metas: Sequence[Mapping[str, Any]]) -> dict[str, list[int]]:
+    """Indices of synthetic items by blur kind, then by blur extent.
+
+    Args:
+        metas: one description per item (see :func:`synthetic_items`), in the report's order.
+
+    Returns:
+        Group label → item indices: one group per kind present (in order of appearance), then
+        one per extent range present (``extent < 4 px``, ``extent 4–8 px``, …, in pixels of
+        the photo).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, meta in enumerate(metas):
+        groups.setdefault(str(meta["kind"]), []).append(i)
+    edges = (0.0, *EXTENT_EDGES_PX)
+    labels = [f"extent {lo:g}–{hi:g} px" for lo, hi in itertools.pairwise(edges)]
+    labels[0] = f"extent < {edges[1]:g} px"
+    labels.append(f"extent ≥ {edges[-1]:g} px")
+    by_extent: dict[str, list[int]] = {label: [] for label in labels}
+    for i, meta in enumerate(metas):
+        k = int(np.searchsorted(EXTENT_EDGES_PX, float(meta["extent_px"]), side="right"))
+        by_extent[labels[k]].append(i)
+    groups.update((label, idx) for label, idx in by_extent.items() if idx)
+    return groups
+
+
+def format_groups(report: EvalReport, groups: Mapping[str, Sequence[int]]) -> str:
+    """Mean input PSNR, mean gain and its standard error per group, as an aligned table."""
+    header = ["group", "images", "PSNR in", "gain", "± se"]
+    lines = []
+    for label, idx in groups.items():
+        m = EvalReport([report.rows[i] for i in idx]).summary()
+        lines.append(
+            [
+                label,
+                str(m["images"]),
+                _cell("{:.2f}", m["psnr_input"]),
+                _cell("{:+.2f}", m["psnr_gain"]),
+                _cell("{:.2f}", m["psnr_gain_se"]),
+            ]
+        )
+    return "\n".join(_aligned([header, *lines])[0])
 
 
 def write_csv(report: EvalReport, path: str | os.PathLike) -> Path:

@@ -18,7 +18,14 @@ from training import cli_eval, cli_export, cli_train
 from training.checkpoint import load_checkpoint
 from training.config import ConfigError, load_config
 from training.data.paired import read_rgb, write_rgb
-from training.evaluate import VALIDATION_DEFAULTS, EvalReport, EvalRow, validation_pairs
+from training.evaluate import (
+    VALIDATION_DEFAULTS,
+    EvalReport,
+    EvalRow,
+    blur_groups,
+    synthetic_items,
+    validation_pairs,
+)
 from training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -362,6 +369,16 @@ def test_eval_of_a_checkpoint_on_sharp_photos_with_lpips(trained, tmp_path, caps
     gains = [float(r["psnr_gain"]) for r in rows[:-1]]
     se = np.std(gains, ddof=1) / math.sqrt(len(gains))
     assert f"PSNR gain {np.mean(gains):+.2f} dB, standard error {se:.2f} dB over 16 images" in text
+    # The same gains by blur kind and extent: every item in one kind and one extent group.
+    groups = blur_groups([meta for _, meta in synthetic_items(**section)])
+    kinds = [k for k in groups if not k.startswith("extent")]
+    assert set(kinds) <= {"psf", "homography", "object"}
+    for names in (kinds, [k for k in groups if k.startswith("extent")]):
+        assert sorted(i for k in names for i in groups[k]) == list(range(16))
+    for label, idx in groups.items():
+        g = [gains[i] for i in idx]
+        assert f"{label}  " in text and f"  {len(g)}  " in text
+        assert f"  {np.mean(g):+.2f}  " in text
     assert cli(cli_eval, *argv, "--per-image", 1) == 0
     assert len(list(csv.DictReader(out_csv.open()))) == 2 + 1
     capsys.readouterr()
@@ -384,6 +401,24 @@ def test_report_summary_gives_the_standard_error_of_the_mean_gain():
     assert EvalReport(rows[:1]).summary()["psnr_gain_se"] is None
     identical = [*rows, EvalRow("same", 20.0, math.inf, 0.5, 1.0)]
     assert EvalReport(identical).summary()["psnr_gain_se"] is None
+
+
+def test_blur_groups_split_by_kind_then_by_extent_range():
+    metas = [
+        {"kind": "psf", "extent_px": 3.99},
+        {"kind": "object", "extent_px": 4.0},
+        {"kind": "psf", "extent_px": 30.0},
+        {"kind": "homography", "extent_px": 16.0},
+        {"kind": "psf", "extent_px": 0.0},
+    ]
+    assert blur_groups(metas) == {
+        "psf": [0, 2, 4],
+        "object": [1],
+        "homography": [3],
+        "extent < 4 px": [0, 4],
+        "extent 4–8 px": [1],
+        "extent ≥ 16 px": [2, 3],  # no item between 8 and 16 px: no group
+    }
 
 
 def test_eval_reports_bad_arguments(identity_card, tmp_path, capsys):
