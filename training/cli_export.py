@@ -104,11 +104,6 @@ def _fail(message: str, status: int = 2) -> int:
     return status
 
 
-def _se(metrics: dict[str, Any]) -> str:
-    se = metrics.get("psnr_gain_se")
-    return "" if se is None else f" ± {se:.2f}"
-
-
 def _default_photo_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / "val"
 
@@ -213,12 +208,14 @@ def run(args: argparse.Namespace) -> int:
     from engine.modelcard import ModelCard, sha256_of
     from training.checkpoint import CheckpointError
     from training.data.paired import DatasetError, read_rgb
-    from training.evaluate import structural_kwargs
+    from training.evaluate import plus_minus, structural_kwargs
     from training.export import export_onnx, onnx_parity
 
     output = Path(args.output)
     if output.suffix != ".onnx":
         return _fail(f"-o must name a .onnx file, got {output}")
+    if args.val_per_image is not None and args.val_per_image < 1:
+        return _fail(f"--val-per-image must be ≥ 1, got {args.val_per_image}")
     try:
         model, spec, ckpt, info = _load_source(args)
         config = ckpt["config"] if ckpt else None
@@ -305,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
         m = card.metrics
         line = (
             f"  validation ({m['images']} images, ONNX Runtime fp32): PSNR {m['psnr']:.2f} dB "
-            f"(input {m['psnr_input']:.2f}, {m['psnr_gain']:+.2f}{_se(m)}), SSIM {m['ssim']:.4f} "
+            f"(input {m['psnr_input']:.2f}, {m['psnr_gain']:+.2f}"
+            f"{plus_minus(m.get('psnr_gain_se'))}), SSIM {m['ssim']:.4f} "
             f"(input {m['ssim_input']:.4f})"
         )
         if m.get("lpips") is not None:
@@ -418,8 +416,6 @@ def _measure(
     synthetic = section.get("type", "synthetic") == "synthetic"
     if synthetic:
         section["per_image"] = REPORT_PER_IMAGE if per_image is None else per_image
-        if section["per_image"] < 1:
-            raise ValueError(f"--val-per-image must be ≥ 1, got {section['per_image']}")
     if limit is not None:
         section["limit"] = limit
     pairs = validation_pairs(section)

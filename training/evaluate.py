@@ -100,11 +100,6 @@ def synthetic_items(
     return [((meta["name"], blur, sharp), meta) for blur, sharp, meta in items]
 
 
-def synthetic_pairs(*args: Any, **kwargs: Any) -> list[Pair]:
-    """:func:`synthetic_items` without the descriptions: ``(name, blur, sharp)`` per item."""
-    return [pair for pair, _ in synthetic_items(*args, **kwargs)]
-
-
 def paired_pairs(
     root: str | os.PathLike, limit: int | None = None, crop: int | None = None
 ) -> list[Pair]:
@@ -149,7 +144,7 @@ def validation_pairs(section: Mapping[str, Any]) -> list[Pair]:
     """
     if section.get("type", "synthetic") == "paired":
         return paired_pairs(section["root"], section.get("limit"), section.get("crop"))
-    return synthetic_pairs(
+    items = synthetic_items(
         section["root"],
         seed=int(section.get("seed", VALIDATION_SEED)),
         crop=section.get("crop", 256),
@@ -159,6 +154,7 @@ def validation_pairs(section: Mapping[str, Any]) -> list[Pair]:
         synthesis=section.get("synthesis"),
         degradation=section.get("degradation", {}),
     )
+    return [pair for pair, _ in items]
 
 
 def folder_pairs(
@@ -490,6 +486,11 @@ def _aligned(lines: list[list[str]]) -> tuple[list[str], list[int]]:
         )
         for cells in lines
     ], widths
+
+
+def plus_minus(se: float | None) -> str:
+    """`` ± 0.07`` for a standard error, nothing without one (cards written before it was kept)."""
+    return "" if se is None else f" ± {se:.2f}"
 
 
 #: Upper edges of the extent groups of :func:`blur_groups`, in pixels of the photo.

@@ -20,6 +20,7 @@ import numpy as np
 from engine.backends.select import select_backend
 from engine.modelcard import ModelCard, find_cards
 from engine.resources import MODELS_DIR
+from training.evaluate import plus_minus
 from training.run_log import lineage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,10 +44,6 @@ def cpu_fps(card: ModelCard, size: tuple[int, int] = (640, 360), runs: int = 20)
 
 def _f(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
-
-
-def _pm(se: float | None) -> str:
-    return "" if se is None else f" ± {se:.2f}"
 
 
 def _lineage(training: dict) -> str:
@@ -79,7 +76,7 @@ def model_rows(cards: list[ModelCard]) -> list[str]:
                     f"{(card.macs_720p or 0) / 1e9:.1f}",
                     f"{cpu_fps(card):.1f}",
                     f"{_f(m.get('psnr'), '.2f')} ({_f(m.get('psnr_input'), '.2f')})",
-                    f"{_f(gain, '+.2f')}{_pm(m.get('psnr_gain_se'))} dB / "
+                    f"{_f(gain, '+.2f')}{plus_minus(m.get('psnr_gain_se'))} dB / "
                     f"{_f(target, '+.1f')} dB: {verdict}",
                     f"{_f(m.get('ssim'), '.4f')} ({_f(m.get('ssim_input'), '.4f')})",
                     f"{_f(m.get('lpips'), '.4f')} ({_f(m.get('lpips_input'), '.4f')})",

@@ -268,6 +268,13 @@ def test_export_fails_without_a_card_when_parity_is_lost(tmp_path, capsys, monke
     assert not (tmp_path / "m.json").exists()
 
 
+def test_export_rejects_a_bad_validation_count_before_writing_anything(trained, tmp_path, capsys):
+    argv = ["export", trained, "-o", tmp_path / "m.onnx", "--val-per-image", 0]
+    assert cli(cli_export, *argv) == 2
+    assert "--val-per-image must be ≥ 1, got 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_rejects_what_it_cannot_export(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"junk")
