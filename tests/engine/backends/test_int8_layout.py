@@ -115,32 +115,37 @@ def test_scales_from_a_constant_node_count_too():
     assert np.array_equal(_run(model, x)[0], before)
 
 
-def _round_trip(scale):
-    """x → QuantizeLinear → xq → DequantizeLinear → xd, and the initializers they read."""
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"]),
+def _qdq(src, dst, grid):
+    """src → QuantizeLinear → DequantizeLinear → dst on the initializers named ``grid``."""
+    return [
+        helper.make_node("QuantizeLinear", [src, f"{grid}_s", f"{grid}_z"], [f"{dst}_q"]),
+        helper.make_node("DequantizeLinear", [f"{dst}_q", f"{grid}_s", f"{grid}_z"], [dst]),
     ]
-    inits = [
-        numpy_helper.from_array(np.array(scale, np.float32), "scale"),
-        numpy_helper.from_array(np.array(128, np.uint8), "zero"),
+
+
+def _grids(**scales):
+    return [
+        init
+        for name, scale in scales.items()
+        for init in (
+            numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s"),
+            numpy_helper.from_array(np.full(np.shape(scale), 128, np.uint8), f"{name}_z"),
+        )
     ]
-    return nodes, inits
 
 
 def test_shapes_read_the_quantised_tensor():
-    round_trip, inits = _round_trip(0.1)
     nodes = [
-        *round_trip,
+        *_qdq("x", "xd", "g"),
         helper.make_node("Shape", ["xd"], ["shape"]),
         helper.make_node("Relu", ["xd"], ["y"]),
     ]
     model = _model([(n, []) for n in nodes], [("shape", TensorProto.INT64, [4]), "y"], 17)
-    model.graph.initializer.extend(inits)
+    model.graph.initializer.extend(_grids(g=0.1))
     x = np.random.default_rng(1).standard_normal((1, 2, 3, 4)).astype(np.float32)
     before = _run(model, x)
     assert shapes_before_dequantize(model) == 1
-    assert model.graph.node[2].input[0] == "xq"
+    assert model.graph.node[2].input[0] == "xd_q"
     after = _run(model, x)
     assert after[0].tolist() == [1, 2, 3, 4]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
@@ -177,13 +182,12 @@ def test_convolutions_of_the_image_are_named_for_float():
 
 
 def test_a_float_convolution_reads_the_tensor_before_its_quantisation():
-    round_trip, inits = _round_trip(0.05)
     nodes = [
-        *round_trip,
+        *_qdq("x", "xd", "g"),
         helper.make_node("Conv", ["xd", "w"], ["y"], name="first", pads=[1, 1, 1, 1]),
     ]
     model = _model([(n, []) for n in nodes], ["y"], 17)
-    model.graph.initializer.extend([*inits, _weight("w", (4, 3, 3, 3))])
+    model.graph.initializer.extend([*_grids(g=0.05), _weight("w", (4, 3, 3, 3))])
     x = np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(np.float32)
     assert float_inputs_for(model, ["first"]) == 1
     assert model.graph.node[2].input[0] == "x"
@@ -196,18 +200,17 @@ def test_a_float_convolution_reads_the_tensor_before_its_quantisation():
 
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_a_pixel_shuffle_moves_quantised_values(per_channel):
-    round_trip, inits = _round_trip(np.full(8, 0.05) if per_channel else 0.05)
+    round_trip = _qdq("x", "xd", "g")
     if per_channel:
-        round_trip[0].attribute.append(helper.make_attribute("axis", 1))
-        round_trip[1].attribute.append(helper.make_attribute("axis", 1))
-        inits[1] = numpy_helper.from_array(np.full(8, 128, np.uint8), "zero")
+        for node in round_trip:
+            node.attribute.append(helper.make_attribute("axis", 1))
     nodes = [
         *round_trip,
         helper.make_node("DepthToSpace", ["xd"], ["s"], blocksize=2, mode="CRD"),
         helper.make_node("Relu", ["s"], ["y"]),
     ]
     model = _model([(n, []) for n in nodes], ["y"], 17)
-    model.graph.initializer.extend(inits)
+    model.graph.initializer.extend(_grids(g=np.full(8, 0.05) if per_channel else 0.05))
     x = np.random.default_rng(3).standard_normal((1, 8, 3, 5)).astype(np.float32)
     before = _run(model, x)[0]
     swapped = rearrange_before_dequantize(model)
@@ -218,25 +221,6 @@ def test_a_pixel_shuffle_moves_quantised_values(per_channel):
         assert swapped == 1 and ops.index("DepthToSpace") < ops.index("DequantizeLinear")
     after = _run(model, x)[0]
     assert after.shape == (1, 2, 6, 10) and np.array_equal(after, before)
-
-
-def _qdq(src, dst, grid):
-    """src → QuantizeLinear → DequantizeLinear → dst on the initializers named ``grid``."""
-    return [
-        helper.make_node("QuantizeLinear", [src, f"{grid}_s", f"{grid}_z"], [f"{dst}_q"]),
-        helper.make_node("DequantizeLinear", [f"{dst}_q", f"{grid}_s", f"{grid}_z"], [dst]),
-    ]
-
-
-def _grids(**scales):
-    return [
-        init
-        for name, scale in scales.items()
-        for init in (
-            numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s"),
-            numpy_helper.from_array(np.array(128, np.uint8), f"{name}_z"),
-        )
-    ]
 
 
 def _concat_model(shared_reader):
