@@ -15,6 +15,11 @@
    kept, and the card names no fp16 file;
 5. the validation set of the recipe is run through the written ONNX file with the engine's
    ONNX Runtime backend: PSNR, SSIM and LPIPS of output and input, and the gains;
+   ``--int8 PHOTOS`` also writes ``NAME.int8.onnx`` (static INT8, calibrated on PHOTOS: never
+   the validation photos), runs the same set through it and records its cost against fp32;
+   a copy that loses more than ``--int8-max-cost`` dB of PSNR (default 0.2) is not kept.
+   The card's ``metrics["int8"]`` names the file by its sha256: ONNX Runtime on the CPU then
+   runs that file by default;
 6. the model card ``NAME.json`` (DESIGN.md) is written beside the ONNX file, with
    ``NAME.pth`` (the exported weights, for the torch backend) when the network has the
    registry's structure.
@@ -38,6 +43,8 @@ from training.run_log import lineage
 FP32_TOLERANCE = 1.0 / 255.0
 #: An fp16 copy further than this from fp32 (8-bit levels, on the parity photo) is not kept.
 FP16_TOLERANCE_LEVELS = 2.0
+#: Photos the INT8 copy is calibrated on (spread evenly over the folder given).
+INT8_IMAGES = 64
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +68,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="LEVELS",
         help="keep the fp16 copy only if it is within this many 8-bit levels of fp32 on the "
         f"photo (default {FP16_TOLERANCE_LEVELS:g})",
+    )
+    parser.add_argument(
+        "--int8",
+        metavar="PHOTOS",
+        type=Path,
+        help="also write NAME.int8.onnx, calibrated on the photos in this folder (training "
+        "photos, not validation ones), and measure what it costs on the validation set",
+    )
+    parser.add_argument(
+        "--int8-images",
+        type=int,
+        default=INT8_IMAGES,
+        metavar="N",
+        help=f"calibration photos, spread over the folder (default {INT8_IMAGES})",
+    )
+    parser.add_argument(
+        "--int8-method",
+        choices=("percentile", "minmax"),
+        default="percentile",
+        help="activation ranges of the INT8 copy (default percentile)",
+    )
+    parser.add_argument(
+        "--int8-max-cost",
+        type=float,
+        metavar="DB",
+        help="keep the INT8 copy only if its validation PSNR is at most this far below fp32 "
+        "(default: the engine's limit for running INT8 by default, 0.2 dB)",
     )
     parser.add_argument(
         "--ema",
@@ -216,9 +250,21 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"-o must name a .onnx file, got {output}")
     if args.val_per_image is not None and args.val_per_image < 1:
         return _fail(f"--val-per-image must be ≥ 1, got {args.val_per_image}")
+    if args.int8 is not None:
+        if args.no_metrics:
+            return _fail("--int8 is kept only after measuring its cost: drop --no-metrics")
+        if not args.int8.is_dir():
+            return _fail(f"--int8: no such folder of photos: {args.int8}")
+        if args.int8_images < 1:
+            return _fail(f"--int8-images must be ≥ 1, got {args.int8_images}")
     try:
         model, spec, ckpt, info = _load_source(args)
         config = ckpt["config"] if ckpt else None
+        if args.int8 is not None and not (config and config["data"].get("val")):
+            raise ValueError(
+                "--int8 needs a training checkpoint whose recipe has a validation set, to "
+                "measure what INT8 costs"
+            )
         photo_path = _pick_photo(args.photo, config)
         photo = _shrink(read_rgb(photo_path), args.photo_max_side)
     except (CheckpointError, DatasetError, ValueError, OSError, RuntimeError) as exc:
@@ -294,9 +340,14 @@ def run(args: argparse.Namespace) -> int:
     # Where the card will live: its file names resolve from there while the metrics are
     # measured; it is written once, complete.
     card.path = output.with_suffix(".json")
+    int8_path = None
+    if args.int8 is not None:
+        int8_path = _write_int8(card, args)
+        if int8_path is None:
+            return 1
     if ckpt is not None and not args.no_metrics and config["data"].get("val"):
         try:
-            card.metrics = _measure(card, config, args.val_limit, args.val_per_image)
+            card.metrics = _measure(card, config, args.val_limit, args.val_per_image, int8_path)
         except (DatasetError, AssetNotFoundError, ValueError) as exc:
             return _fail(f"validation metrics not measured ({exc}); the card is not written", 1)
         m = card.metrics
@@ -309,8 +360,57 @@ def run(args: argparse.Namespace) -> int:
         if m.get("lpips") is not None:
             line += f", LPIPS {m['lpips']:.4f} (input {m['lpips_input']:.4f})"
         print(line)
+        if int8_path is not None:
+            _keep_int8_if_cheap(card, int8_path, args.int8_max_cost)
     print(f"wrote {card.save(card.path)}")
     return 0
+
+
+def _write_int8(card: Any, args: argparse.Namespace) -> Path | None:
+    """Quantise the card's fp32 file to ``NAME.int8.onnx``; None (after saying why) on failure."""
+    from engine.backends.base import BackendUnavailableError
+    from engine.backends.onnxruntime_backend import int8_path_for
+    from engine.backends.quantize import list_images, quantize_int8, spread
+
+    try:
+        photos = spread(list_images(args.int8), args.int8_images)
+        if not photos:
+            raise ValueError(f"no photos in {args.int8}")
+        print(f"calibrating INT8 on {len(photos)} photos of {args.int8} ({args.int8_method})…")
+        path = quantize_int8(
+            card.onnx_path,
+            int8_path_for(card),
+            photos,
+            (float(card.input_range[0]), float(card.input_range[1])),
+            card.multiple,
+            max_images=len(photos),
+            method=args.int8_method,
+        )
+    except (ValueError, FileNotFoundError, BackendUnavailableError, RuntimeError) as exc:
+        _fail(f"INT8 quantisation failed: {exc}; the card is not written", 1)
+        return None
+    print(f"wrote {path}")
+    return path
+
+
+def _keep_int8_if_cheap(card: Any, path: Path, max_cost: float | None) -> None:
+    """Print what INT8 costs; over ``max_cost`` dB, delete the file and its card entry."""
+    from engine.backends.onnxruntime_backend import INT8_MAX_COST_DB
+    from training.evaluate import plus_minus
+
+    limit = INT8_MAX_COST_DB if max_cost is None else max_cost
+    q = card.metrics["int8"]
+    summary = (
+        f"  INT8 on the same images: PSNR {q['psnr']:.2f} dB, {q['psnr_cost']:.2f}"
+        f"{plus_minus(q.get('psnr_cost_se'))} dB below fp32 (worst image "
+        f"{q['psnr_cost_worst']:.2f}), SSIM {q['ssim']:.4f}"
+    )
+    if q["psnr_cost"] > limit:
+        path.unlink()
+        del card.metrics["int8"]
+        print(f"{summary}: over the limit of {limit:g} dB, not kept")
+    else:
+        print(summary)
 
 
 def _macs_720p(name: str, kwargs: dict[str, Any], count_macs: Any) -> int | None:
@@ -395,12 +495,18 @@ def _training_section(
 
 
 def _measure(
-    card: Any, config: dict[str, Any], limit: int | None, per_image: int | None
+    card: Any,
+    config: dict[str, Any],
+    limit: int | None,
+    per_image: int | None,
+    int8_path: Path | None = None,
 ) -> dict[str, Any]:
     """Validation metrics of the written fp32 ONNX file through the engine's ORT backend.
 
     A synthetic section is measured with ``per_image`` draws per photo (None: the report
-    set's :data:`~training.evaluate.REPORT_PER_IMAGE`), the recipe's own draw first.
+    set's :data:`~training.evaluate.REPORT_PER_IMAGE`), the recipe's own draw first. With
+    ``int8_path`` the INT8 copy runs on the same images too: ``metrics["int8"]`` holds its
+    sha256, PSNR and SSIM, and its cost against fp32 (see ``EvalReport.cost_against``).
     """
     from engine.backends.select import select_backend
     from training.evaluate import (
@@ -422,12 +528,29 @@ def _measure(
     lpips, why = load_lpips("cpu")
     if why:
         print(f"  {why}", file=sys.stderr)
-    selection = select_backend(card, "onnxruntime", device="cpu", precision="fp32")
-    try:
-        report = Evaluator(pairs, lpips, batch_size=1).run(BackendRestorer(selection.backend))
-    finally:
-        selection.backend.close()
+    evaluator = Evaluator(pairs, lpips, batch_size=1)
+
+    def run(precision: str) -> Any:
+        selection = select_backend(card, "onnxruntime", device="cpu", precision=precision)
+        try:
+            return evaluator.run(BackendRestorer(selection.backend))
+        finally:
+            selection.backend.close()
+
+    report = run("fp32")
     summary = report.summary()
     root = portable_paths(section["root"], Path(config.get("base_dir") or Path.cwd()))
     what = synthetic_description(section) if synthetic else "paired folder"
-    return {**summary, "dataset": f"{what} of {root}", "backend": "onnxruntime fp32 cpu"}
+    metrics = {**summary, "dataset": f"{what} of {root}", "backend": "onnxruntime fp32 cpu"}
+    if int8_path is not None:
+        from engine.modelcard import sha256_of
+
+        quantised = run("int8")
+        own = quantised.summary()
+        metrics["int8"] = {
+            "file": int8_path.name,
+            "sha256": sha256_of(int8_path),
+            **{k: own[k] for k in ("psnr", "ssim", "lpips")},
+            **quantised.cost_against(report),
+        }
+    return metrics

@@ -331,10 +331,7 @@ class EvalReport:
             when a PSNR is infinite) and ``images``.
         """
         m = self.mean()
-        gains = np.array([r.psnr_out - r.psnr_in for r in self.rows], dtype=np.float64)
-        se = None
-        if len(gains) > 1 and np.isfinite(gains).all():
-            se = float(gains.std(ddof=1) / math.sqrt(len(gains)))
+        se = standard_error([r.psnr_out - r.psnr_in for r in self.rows])
 
         def gain(a: float | None, b: float | None) -> float | None:
             return None if a is None or b is None else a - b
@@ -352,6 +349,37 @@ class EvalReport:
             "psnr_gain_se": se,
             "images": len(self.rows),
         }
+
+    def cost_against(self, reference: EvalReport) -> dict[str, Any]:
+        """How much lower this report's output PSNR is than ``reference``'s on the same images.
+
+        Returns:
+            ``psnr_cost`` (mean of reference − this, dB), ``psnr_cost_se`` (its standard
+            error, None as for :meth:`summary`), ``psnr_cost_worst`` (the largest per-image
+            loss) and ``images``.
+
+        Raises:
+            ValueError: the reports are not of the same images.
+        """
+        if [r.name for r in self.rows] != [r.name for r in reference.rows]:
+            raise ValueError("the reports are not of the same images")
+        pairs = zip(self.rows, reference.rows, strict=True)
+        costs = [ref.psnr_out - own.psnr_out for own, ref in pairs]
+        return {
+            "psnr_cost": float(np.mean(costs)) if costs else None,
+            "psnr_cost_se": standard_error(costs),
+            "psnr_cost_worst": float(max(costs)) if costs else None,
+            "images": len(costs),
+        }
+
+
+def standard_error(values: Sequence[float]) -> float | None:
+    """Standard error of the mean of ``values``: their spread (ddof 1) over √n; None below
+    two values or when one is not finite (an infinite PSNR)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2 or not np.isfinite(v).all():
+        return None
+    return float(v.std(ddof=1) / math.sqrt(len(v)))
 
 
 def _lpips_values(lpips: Any, a: np.ndarray, b: np.ndarray) -> list[float]:

@@ -89,6 +89,29 @@ def model_rows(cards: list[ModelCard]) -> list[str]:
     return rows
 
 
+def int8_rows(cards: list[ModelCard]) -> list[str]:
+    """One Markdown table row per card that records a measured INT8 file."""
+    from engine.backends.onnxruntime_backend import validated_int8
+
+    rows = []
+    for card in cards:
+        m = card.metrics or {}
+        q = m.get("int8")
+        if not isinstance(q, dict):
+            continue
+        default = "yes" if validated_int8(card) is not None else "no"
+        cells = [
+            card.name,
+            f"{_f(q.get('psnr'), '.2f')} ({_f(m.get('psnr'), '.2f')})",
+            f"{_f(q.get('psnr_cost'), '.2f')}{plus_minus(q.get('psnr_cost_se'))} dB",
+            f"{_f(q.get('psnr_cost_worst'), '.2f')} dB",
+            f"{_f(q.get('ssim'), '.4f')} ({_f(m.get('ssim'), '.4f')})",
+            default,
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def write_grid(cards: list[ModelCard], photos: list[Path], out: Path, height: int = 300) -> Path:
     """Input | each model, one row per photo, labelled, as a JPEG."""
     backends = [
@@ -153,6 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         *lines,
         "",
     ]
+    quantised = int8_rows(cards)
+    if quantised:
+        text += [
+            "## INT8 on the CPU",
+            "",
+            "Measured by `rtdeblur export --int8` on the same validation crops as above, "
+            "against the fp32 file's output: ONNX Runtime on the CPU runs the INT8 file by "
+            "default when it costs at most 0.2 dB (± is the standard error of the mean cost; "
+            "`--precision fp32` runs fp32).",
+            "",
+            "| model | INT8 val PSNR dB (fp32) | cost ± se | worst crop | INT8 val SSIM (fp32) "
+            "| CPU default |",
+            "|" + "---|" * 6,
+            *quantised,
+            "",
+        ]
     if grid:
         text += [
             "## Real blurry photos (no sharp version exists)",
