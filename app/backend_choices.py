@@ -88,10 +88,9 @@ def precisions_for(choice: BackendChoice, card: ModelCard | None) -> list[str]:
         return []
     if choice.backend == "onnxruntime":
         if choice.device == "cpu":
-            found = ["fp32"]
-            if card is not None and _int8_file(card):
-                found.append("int8")
-            return found
+            if card is None or not _int8_file(card):
+                return ["fp32"]
+            return ["int8", "fp32"] if _int8_default(card) else ["fp32", "int8"]
         found = ["fp16"] if card is not None and card.onnx_fp16 else []
         return [*found, "fp32"]
     if choice.backend == "torch":
@@ -103,3 +102,9 @@ def _int8_file(card: ModelCard) -> bool:
     from engine.backends.onnxruntime_backend import int8_path_for
 
     return int8_path_for(card).is_file()
+
+
+def _int8_default(card: ModelCard) -> bool:
+    from engine.backends.onnxruntime_backend import validated_int8
+
+    return validated_int8(card) is not None

@@ -49,7 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="engine backend for model cards (default: onnxruntime)",
     )
     parser.add_argument("--device", help="cpu or cuda[:N] (default: the backend's usual one)")
-    parser.add_argument("--precision", help="fp32, fp16, bf16 or int8 (backend permitting)")
+    parser.add_argument(
+        "--precision",
+        help="fp32, fp16, bf16 or int8, backend permitting (default: fp32 for ONNX Runtime on "
+        "the CPU, which the model cards report, where the app would run a qualified INT8 "
+        "file; the backend's usual one elsewhere)",
+    )
     parser.add_argument(
         "--ema",
         action=argparse.BooleanOptionalAction,
@@ -102,7 +107,10 @@ def _restorer(args: argparse.Namespace) -> tuple[Any, str, Any]:
     from training.evaluate import BackendRestorer
 
     card = resolve_model(args.model)
-    selection = select_backend(card, args.backend, device=args.device, precision=args.precision)
+    precision = args.precision
+    if precision is None and args.backend == "onnxruntime" and args.device in (None, "cpu"):
+        precision = "fp32"
+    selection = select_backend(card, args.backend, device=args.device, precision=precision)
     what = f"model {card.name} ({card.architecture}); {selection.describe()}"
     return BackendRestorer(selection.backend), what, selection.backend.close
 

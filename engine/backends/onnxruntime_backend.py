@@ -13,13 +13,17 @@ import numpy as np
 import onnxruntime as ort
 
 from engine.backends.base import BackendUnavailableError, ClosingBackend, check_frames
-from engine.modelcard import ModelCard, ModelCardError
+from engine.modelcard import ModelCard, ModelCardError, sha256_of
 from engine.pipeline.convert import FrameConverter
 
 ONNXRUNTIME_PRECISIONS = ("fp32", "fp16", "int8")
 
 #: Metadata key of an INT8 file: the sha256 of the fp32 ONNX file it was quantised from.
 INT8_SOURCE_KEY = "rtdeblur.source_sha256"
+
+#: INT8 runs by default on the CPU only when its measured PSNR cost (output against the sharp
+#: image, on the model's validation set, relative to fp32) is at most this many dB.
+INT8_MAX_COST_DB = 0.2
 
 # ONNX tensor type strings as ORT reports them → numpy dtypes the converter can fill.
 _ORT_DTYPES = {
@@ -32,6 +36,29 @@ def int8_path_for(card: ModelCard) -> Path:
     """Where the INT8 (QDQ) model of ``card`` lives: ``NAME.int8.onnx`` beside the card."""
     base = card.path.parent if card.path is not None else Path.cwd()
     return (base / f"{card.name}.int8.onnx").resolve()
+
+
+def validated_int8(card: ModelCard) -> dict | None:
+    """The card's measurement of its INT8 file, when that file may run by default.
+
+    ``rtdeblur export --int8`` records in ``metrics["int8"]`` the sha256 of the INT8 file it
+    wrote and what the file costs against fp32 on the validation set. The INT8 file qualifies
+    when it is still the one measured and its PSNR cost is at most :data:`INT8_MAX_COST_DB`.
+
+    Returns:
+        The ``metrics["int8"]`` entry, or ``None`` when there is none, the file is missing or
+        another one, or the cost is over the limit.
+    """
+    entry = (card.metrics or {}).get("int8")
+    if not isinstance(entry, dict):
+        return None
+    cost = entry.get("psnr_cost")
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost > INT8_MAX_COST_DB:
+        return None
+    path = int8_path_for(card)
+    if not path.is_file() or sha256_of(path) != entry.get("sha256"):
+        return None
+    return entry
 
 
 def physical_core_count() -> int:

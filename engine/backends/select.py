@@ -10,12 +10,13 @@ from engine.backends.base import Backend, BackendUnavailableError
 from engine.backends.streams import StreamedBackend
 from engine.modelcard import ModelCard
 
-# (label, backend, device, precision) in the order ``auto`` tries them.
+# (label, backend, device, precision) in the order ``auto`` tries them; the CPU's precision
+# is decided per model (see ``_with_cpu_int8``).
 AUTO_CHAIN = (
     ("TensorRT", "tensorrt", "cuda", "fp16"),
     ("ONNX Runtime CUDA", "onnxruntime", "cuda", "fp16"),
     ("torch CUDA", "torch", "cuda", "fp16"),
-    ("ONNX Runtime CPU", "onnxruntime", "cpu", "fp32"),
+    ("ONNX Runtime CPU", "onnxruntime", "cpu", None),
 )
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 
@@ -27,13 +28,17 @@ class Selection:
     backend: Backend
     label: str
     skipped: list[tuple[str, str]]
+    note: str = ""
 
     def describe(self) -> str:
-        """One line: what was picked, and why each earlier candidate was skipped."""
+        """One line: what was picked (and why its precision, where it was chosen for the
+        user), and why each earlier candidate was skipped."""
         b = self.backend
         streams = getattr(b, "streams", 1)
         where = f"{b.device}, {streams} streams" if streams > 1 else b.device
         line = f"backend: {self.label} ({b.precision}, {where})"
+        if self.note:
+            line += f"; {self.note}"
         if self.skipped:
             reasons = "; ".join(f"{label}: {why}" for label, why in self.skipped)
             line += f" — skipped {reasons}"
@@ -98,6 +103,42 @@ def _fp16_fallback(backend: str, card: ModelCard, precision: str) -> str:
     return precision
 
 
+def cpu_int8_note(card: ModelCard) -> str | None:
+    """Why ONNX Runtime on the CPU runs ``card`` in INT8 by default, or None when it does not.
+
+    It does when the card records a measurement of the INT8 file beside it that costs at
+    most ``INT8_MAX_COST_DB`` of PSNR against fp32 on the validation set (see
+    ``engine.backends.onnxruntime_backend.validated_int8``).
+    """
+    module = importlib.import_module("engine.backends.onnxruntime_backend")
+    entry = module.validated_int8(card)
+    if entry is None:
+        return None
+    images = entry.get("images")
+    on = f"{images} validation images" if images else "the validation set"
+    return f"int8 costs {entry['psnr_cost']:.2f} dB PSNR against fp32 on {on}"
+
+
+def _with_cpu_int8(
+    chain: list[tuple[str, str, str, str | None]], card: ModelCard
+) -> tuple[list[tuple[str, str, str, str]], str]:
+    """The chain with no precision left open, and the note of a default INT8.
+
+    An ONNX Runtime CPU entry of no set precision becomes INT8 then fp32 (INT8 tried first)
+    when the card's INT8 file qualifies, else fp32; any other open precision becomes fp32.
+    """
+    out: list[tuple[str, str, str, str]] = []
+    note = ""
+    for label, name, dev, prec in chain:
+        if prec is None and name == "onnxruntime" and dev.startswith("cpu"):
+            why = cpu_int8_note(card)
+            if why:
+                note = why
+                out.append((label, name, dev, "int8"))
+        out.append((label, name, dev, prec or "fp32"))
+    return out, note
+
+
 def select_backend(
     card: ModelCard,
     backend: str = "auto",
@@ -115,7 +156,9 @@ def select_backend(
         card: the model to run.
         backend: ``"auto"``, ``"tensorrt"``, ``"onnxruntime"`` or ``"torch"``.
         device: ``"cpu"`` or ``"cuda[:N]"`` for an explicit backend (default: its usual one).
-        precision: ``"fp32"``, ``"fp16"``, ``"bf16"`` or ``"int8"`` for an explicit backend.
+        precision: ``"fp32"``, ``"fp16"``, ``"bf16"`` or ``"int8"`` (default: fp16 on a GPU;
+            on the CPU, INT8 for ONNX Runtime when the card measured its INT8 file within
+            ``INT8_MAX_COST_DB`` of fp32, falling back to fp32, and fp32 otherwise).
         **options: backend knobs passed through (e.g. ``cuda_graphs`` for torch, ``threads``
             and ``streams`` for ONNX Runtime: ``streams`` > 1 on the CPU runs the frames of a
             batch side by side on that many sessions sharing the threads).
@@ -131,26 +174,29 @@ def select_backend(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        chain = [(lbl, b, device or d, precision or p) for lbl, b, d, p in AUTO_CHAIN]
+        wanted = [(lbl, b, device or d, precision or p) for lbl, b, d, p in AUTO_CHAIN]
     else:
         default_device = "cpu" if backend == "onnxruntime" else "cuda"
         dev = device or default_device
-        prec = precision or ("fp32" if dev == "cpu" else "fp16")
+        prec = precision or (None if dev == "cpu" else "fp16")
         label = {"onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT", "torch": "torch"}[backend]
-        chain = [(f"{label} {'CPU' if dev == 'cpu' else 'CUDA'}", backend, dev, prec)]
+        wanted = [(f"{label} {'CPU' if dev == 'cpu' else 'CUDA'}", backend, dev, prec)]
+    chain, note = _with_cpu_int8(wanted, card)
     skipped: list[tuple[str, str]] = []
     for label, name, dev, prec in chain:
+        chosen_int8 = bool(note) and prec == "int8"  # tried first; fp32 follows if it fails
         try:
             own = {k: v for k, v in options.items() if k in _OPTIONS[name]}
             built = _BUILDERS[name](card, dev, _fp16_fallback(name, card, prec), **own)
         except BackendUnavailableError as exc:
-            skipped.append((label, str(exc)))
+            skipped.append((f"{label} int8" if chosen_int8 else label, str(exc)))
             continue
         except ValueError as exc:
-            if backend != "auto":
+            if backend != "auto" and not chosen_int8:
                 raise
-            skipped.append((label, str(exc)))  # e.g. a precision this backend lacks
+            # e.g. a precision this backend lacks, or an INT8 file of other weights
+            skipped.append((f"{label} int8" if chosen_int8 else label, str(exc)))
             continue
-        return Selection(built, label, skipped)
+        return Selection(built, label, skipped, note if chosen_int8 else "")
     reasons = "; ".join(f"{label}: {why}" for label, why in skipped)
     raise BackendUnavailableError(f"no backend can run model {card.name!r} here ({reasons})")

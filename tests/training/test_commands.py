@@ -275,6 +275,45 @@ def test_export_rejects_a_bad_validation_count_before_writing_anything(trained, 
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_photos
+def test_export_int8_measures_its_cost_on_the_validation_images(trained, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    onnx_path = tmp_path / "q.onnx"
+    int8 = ["--int8", PHOTOS / "train", "--int8-images", 2, "--int8-method", "minmax"]
+    argv = ["export", trained, "-o", onnx_path, "--photo-max-side", 96, *int8]
+    assert cli(cli_export, *argv) == 0
+    out = capsys.readouterr().out
+    card = load_card(onnx_path.with_suffix(".json"))
+    q, path = card.metrics["int8"], tmp_path / "q.int8.onnx"
+    assert (q["file"], q["sha256"], q["images"]) == (path.name, sha256_of(path), 2)
+    # the mean of the per-image losses is the difference of the mean PSNRs
+    assert q["psnr_cost"] == pytest.approx(card.metrics["psnr"] - q["psnr"])
+    assert q["psnr_cost_worst"] >= q["psnr_cost"] and q["psnr_cost_se"] >= 0
+    assert f"INT8 on the same images: PSNR {q['psnr']:.2f} dB, {q['psnr_cost']:.2f} ±" in out
+    # Over the limit: neither the file nor its entry is kept.
+    argv = ["export", trained, "-o", tmp_path / "r.onnx", "--photo-max-side", 96, *int8]
+    assert cli(cli_export, *argv, "--int8-max-cost", -100) == 0
+    assert "over the limit of -100 dB, not kept" in capsys.readouterr().out
+    assert "int8" not in load_card(tmp_path / "r.json").metrics
+    assert not (tmp_path / "r.int8.onnx").exists()
+
+
+def test_export_int8_is_refused_before_anything_is_written(trained, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    out = tmp_path / "out"
+    cases = [
+        ((trained, "--int8", photos, "--no-metrics"), "drop --no-metrics"),
+        ((trained, "--int8", tmp_path / "none"), "no such folder of photos"),
+        ((trained, "--int8", photos, "--int8-images", 0), "--int8-images must be ≥ 1"),
+        (("lprn", "--int8", photos), "needs a training checkpoint"),
+    ]
+    for args, message in cases:
+        assert cli(cli_export, "export", *args, "-o", out / "m.onnx") == 2
+        assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_export_rejects_what_it_cannot_export(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"junk")
@@ -411,6 +450,40 @@ def test_report_summary_gives_the_standard_error_of_the_mean_gain():
     assert EvalReport(identical).summary()["psnr_gain_se"] is None
 
 
+def test_cost_against_pairs_the_images_of_two_reports():
+    ref = EvalReport([EvalRow(f"i{k}", 20.0, 25.0 + k, 0.5, 0.6) for k in range(3)])
+    own = EvalReport(
+        [EvalRow(f"i{k}", 20.0, 25.0 + k - d, 0.5, 0.6) for k, d in enumerate((0, 1, 2))]
+    )
+    cost = own.cost_against(ref)
+    assert cost["psnr_cost"] == pytest.approx(1.0) and cost["psnr_cost_worst"] == 2.0
+    assert cost["psnr_cost_se"] == pytest.approx(1 / math.sqrt(3)) and cost["images"] == 3
+    with pytest.raises(ValueError, match="not of the same images"):
+        EvalReport(own.rows[:2]).cost_against(ref)
+
+
+def test_eval_runs_a_card_in_fp32_on_the_cpu_unless_told(identity_card, tmp_path, monkeypatch):
+    import engine.backends.select
+
+    asked = []
+    real = engine.backends.select.select_backend
+
+    def spy(card, backend="auto", device=None, precision=None, **options):
+        asked.append((backend, device, precision))
+        return real(card, backend, device, precision, **options)
+
+    monkeypatch.setattr(engine.backends.select, "select_backend", spy)
+    pairs = tmp_path / "pairs"
+    _noisy_pairs(pairs)
+    for extra in ([], ["--precision", "int8"], ["--backend", "auto"]):
+        cli(cli_eval, "eval", "--model", identity_card, "--data", pairs, "--no-lpips", *extra)
+    assert asked == [
+        ("onnxruntime", None, "fp32"),
+        ("onnxruntime", None, "int8"),
+        ("auto", None, None),
+    ]
+
+
 def test_blur_groups_split_by_kind_then_by_extent_range():
     metas = [
         {"kind": "psf", "extent_px": 3.99},
@@ -469,3 +542,23 @@ def test_card_accounts_for_the_runs_a_model_started_from(trained, monkeypatch):
     assert "| +0.72 ± 0.07 dB / +3.0 dB: not met |" in report.model_rows([card])[0]
     card.metrics = {"psnr_gain": 3.1}  # a card written before the standard error was kept
     assert "| +3.10 dB / +3.0 dB: met |" in report.model_rows([card])[0]
+
+
+def test_models_page_lists_the_measured_int8_files():
+    import dataclasses
+
+    import training.model_report as report
+    from engine.resources import resolve_model
+
+    shipped = resolve_model("fpn_mobilenet_dsc")
+    q = shipped.metrics["int8"]
+    (row,) = report.int8_rows([shipped, resolve_model("fpn_mobilenet_v2")])  # v2 has none
+    assert row.startswith(f"| fpn_mobilenet_dsc | {q['psnr']:.2f} ({shipped.metrics['psnr']:.2f})")
+    # the shipped INT8 file is the one its card measured, and cheap enough to be the default
+    assert f"| {q['psnr_cost']:.2f} ± {q['psnr_cost_se']:.2f} dB |" in row and row.endswith(
+        "| yes |"
+    )
+    costly = dataclasses.replace(
+        shipped, metrics={**shipped.metrics, "int8": {**q, "psnr_cost": 0.3}}
+    )
+    assert report.int8_rows([costly])[0].endswith("| no |")
