@@ -112,6 +112,12 @@ def int8_rows(cards: list[ModelCard]) -> list[str]:
     return rows
 
 
+def missing_models(cards: list[ModelCard]) -> list[str]:
+    """The architectures with a quality target that no shipped card provides."""
+    shipped = {card.architecture for card in cards}
+    return [name for name in TARGET_GAIN_DB if name not in shipped]
+
+
 def write_grid(cards: list[ModelCard], photos: list[Path], out: Path, height: int = 300) -> Path:
     """Input | each model, one row per photo, labelled, as a JPEG."""
     backends = [
@@ -176,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         *lines,
         "",
     ]
+    missing = missing_models(cards)
+    if missing:
+        text += [
+            "Not shipped: "
+            + ", ".join(f"{name} (target +{TARGET_GAIN_DB[name]:.1f} dB)" for name in missing)
+            + "; resources/README.md says why.",
+            "",
+        ]
     quantised = int8_rows(cards)
     if quantised:
         text += [

@@ -562,3 +562,12 @@ def test_models_page_lists_the_measured_int8_files():
         shipped, metrics={**shipped.metrics, "int8": {**q, "psnr_cost": 0.3}}
     )
     assert report.int8_rows([costly])[0].endswith("| no |")
+
+
+def test_models_page_names_the_targeted_models_that_are_not_shipped():
+    import training.model_report as report
+    from engine.resources import resolve_model
+
+    dsc = resolve_model("fpn_mobilenet_dsc")
+    assert report.missing_models([dsc]) == ["fpn_mobilenet_v2", "mimo_unet"]
+    assert report.missing_models([]) == list(report.TARGET_GAIN_DB)
