@@ -161,3 +161,162 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` names an existing file that looks like a checkpoint (by suffix)."""
     path = Path(path)
     return path.is_file() and path.suffix in (".pt", ".pth", ".ckpt")
+
+
+# --- moving checkpoints through size-limited channels -----------------------------------------
+
+#: What only ``--resume`` reads: a slimmed checkpoint drops it.
+RESUME_ONLY_KEYS = (
+    "optimizer",
+    "schedule",
+    "scaler",
+    "discriminator",
+    "d_optimizer",
+    "d_schedule",
+    "adversarial",
+    "sampler",
+    "rng",
+)
+PARTS_FORMAT = "rtdeblur-file-parts"
+
+
+def slim_checkpoint(
+    src: str | os.PathLike, dst: str | os.PathLike, weights: str = "both"
+) -> dict[str, Any]:
+    """Write a copy of a checkpoint that keeps what export, eval and ``model.init`` read.
+
+    The optimiser, schedules, discriminator, history pools, data position and generator
+    states go (only ``--resume`` needs them); the weights, the config, the step, metrics,
+    training time, hardware and the runs it started from stay, so the model card of an export
+    from the slim copy is the one the full checkpoint gives.
+
+    Args:
+        src: a training checkpoint.
+        dst: where the slim copy goes (written atomically).
+        weights: ``"both"``, ``"ema"`` (the EMA weights alone: what export and ``model.init``
+            use by default) or ``"raw"``.
+
+    Returns:
+        The slim checkpoint's contents.
+
+    Raises:
+        CheckpointError: unreadable ``src``, or ``weights="ema"`` without EMA weights.
+        ValueError: an unknown ``weights``.
+    """
+    if weights not in ("both", "ema", "raw"):
+        raise ValueError(f"weights must be both, ema or raw, got {weights!r}")
+    state = load_checkpoint(src)
+    if weights == "ema" and not state.get("ema"):
+        raise CheckpointError(f"{src} holds no EMA weights (train.ema was off); keep raw or both")
+    dropped = [key for key in RESUME_ONLY_KEYS if state.get(key) is not None]
+    slim = {key: value for key, value in state.items() if key not in RESUME_ONLY_KEYS}
+    if weights == "ema":
+        slim["model"] = None
+    elif weights == "raw":
+        slim["ema"] = None
+    slim["slim"] = {"source": Path(src).name, "dropped": dropped, "weights": weights}
+    slim.pop("format", None)
+    slim.pop("version", None)
+    save_checkpoint(slim, dst)
+    return slim
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_file(
+    path: str | os.PathLike, out_dir: str | os.PathLike, part_bytes: int = 16 << 20
+) -> Path:
+    """Cut a file into numbered parts of at most ``part_bytes`` plus a manifest.
+
+    The manifest ``NAME.parts.json`` records the file's size and sha256 and each part's, so
+    :func:`join_parts` can tell a missing, truncated or damaged part from a good one.
+
+    Returns:
+        The manifest's path.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: ``part_bytes`` < 1.
+    """
+    import json
+
+    path, out_dir = Path(path), Path(out_dir)
+    if part_bytes < 1:
+        raise ValueError(f"part size must be at least 1 byte, got {part_bytes}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    with path.open("rb") as f:
+        for index in range(max(1, -(-path.stat().st_size // part_bytes))):
+            part = out_dir / f"{path.name}.{index:03d}"
+            part.write_bytes(f.read(part_bytes))
+            parts.append({"file": part.name, "size": part.stat().st_size, "sha256": _sha256(part)})
+    manifest = out_dir / f"{path.name}.parts.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "format": PARTS_FORMAT,
+                "name": path.name,
+                "size": path.stat().st_size,
+                "sha256": _sha256(path),
+                "parts": parts,
+            },
+            indent=1,
+        )
+    )
+    return manifest
+
+
+def join_parts(manifest: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Put together what :func:`split_file` cut, checking every part and the whole.
+
+    Args:
+        manifest: the ``NAME.parts.json`` file; the parts are read from its folder.
+        out: the file to write (default: ``NAME`` beside the manifest); written atomically,
+            so a failed check leaves nothing behind.
+
+    Returns:
+        The joined file's path.
+
+    Raises:
+        CheckpointError: not a manifest, a part missing, of another size or damaged, or the
+            joined file not the one that was cut.
+    """
+    import json
+
+    manifest = Path(manifest)
+    try:
+        meta = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{manifest} is not a readable parts manifest ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != PARTS_FORMAT:
+        raise CheckpointError(f"{manifest} is not a parts manifest")
+    folder = manifest.parent
+    for part in meta["parts"]:
+        file = folder / part["file"]
+        if not file.is_file():
+            raise CheckpointError(f"part {part['file']} is missing from {folder}")
+        if file.stat().st_size != part["size"] or _sha256(file) != part["sha256"]:
+            raise CheckpointError(f"part {part['file']} is damaged (size or sha256 differ)")
+    out = Path(out) if out is not None else folder / meta["name"]
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            for part in meta["parts"]:
+                f.write((folder / part["file"]).read_bytes())
+        if tmp.stat().st_size != meta["size"] or _sha256(tmp) != meta["sha256"]:
+            raise CheckpointError(f"the joined {meta['name']} differs from the one that was cut")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out

@@ -631,6 +631,8 @@ def model_from_checkpoint(
     if ema and not has_ema:
         raise ValueError("the checkpoint has no EMA weights (train.ema was off); use --no-ema")
     use_ema = has_ema if ema is None else bool(ema)
+    if not use_ema and checkpoint.get("model") is None:
+        raise ValueError("the checkpoint keeps only its EMA weights (slimmed); use --ema")
     state = checkpoint["ema"]["module"] if use_ema else checkpoint["model"]
     model.load_state_dict(state)
     model.eval()

@@ -603,6 +603,11 @@ class Trainer:
         return state
 
     def _load_state(self, ckpt: Mapping[str, Any]) -> None:
+        if ckpt.get("slim"):
+            raise ConfigError(
+                "the checkpoint was slimmed (`rtdeblur checkpoint slim`) and keeps weights only: "
+                "it cannot resume a run; start a new one from it with --set model.init=FILE"
+            )
         if ckpt.get("model_name") != self.spec.name:
             raise ConfigError(
                 f"the checkpoint trained {ckpt.get('model_name')!r}, the config builds "

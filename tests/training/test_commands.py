@@ -571,3 +571,120 @@ def test_models_page_names_the_targeted_models_that_are_not_shipped():
     dsc = resolve_model("fpn_mobilenet_dsc")
     assert report.missing_models([dsc]) == ["fpn_mobilenet_v2", "mimo_unet"]
     assert report.missing_models([]) == list(report.TARGET_GAIN_DB)
+
+
+# --- rtdeblur checkpoint: slim, split, join -------------------------------------------------
+
+
+def test_slim_checkpoint_keeps_what_export_and_init_read(trained, tmp_path, capsys):
+    from training import cli_checkpoint
+    from training.checkpoint import RESUME_ONLY_KEYS
+    from training.evaluate import model_from_checkpoint
+
+    full = load_checkpoint(trained)
+    slim_path = tmp_path / "slim.pt"
+    assert cli(cli_checkpoint, "checkpoint", "slim", trained, "-o", slim_path) == 0
+    assert "dropped optimizer" in capsys.readouterr().out
+    slim = load_checkpoint(slim_path)
+    assert not any(slim.get(key) is not None for key in RESUME_ONLY_KEYS)
+    assert slim["slim"]["weights"] == "both" and "optimizer" in slim["slim"]["dropped"]
+    assert slim_path.stat().st_size < trained.stat().st_size
+    for key in ("step", "config", "model_name", "best", "train_seconds", "hardware"):
+        assert slim[key] == full[key], key
+    for ema in (True, False):  # the same weights either way
+        a, _, _ = model_from_checkpoint(full, ema=ema)
+        b, _, _ = model_from_checkpoint(slim, ema=ema)
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert torch.equal(x, y), name
+    # the card an export writes says the same about the training
+    assert cli_export._training_section(slim, "x.pt", True, {}) == cli_export._training_section(
+        full, "x.pt", True, {}
+    )
+
+
+def test_slim_checkpoint_weights_choice_and_refusals(trained, tmp_path, capsys):
+    from training import cli_checkpoint
+    from training.checkpoint import CheckpointError, slim_checkpoint
+    from training.evaluate import model_from_checkpoint
+
+    ema_only = slim_checkpoint(trained, tmp_path / "ema.pt", weights="ema")
+    assert ema_only["model"] is None and ema_only["ema"] is not None
+    with pytest.raises(ValueError, match="keeps only its EMA weights"):
+        model_from_checkpoint(load_checkpoint(tmp_path / "ema.pt"), ema=False)
+    raw = slim_checkpoint(trained, tmp_path / "raw.pt", weights="raw")
+    assert raw["ema"] is None and raw["model"] is not None
+    with pytest.raises(CheckpointError, match="holds no EMA weights"):
+        slim_checkpoint(tmp_path / "raw.pt", tmp_path / "again.pt", weights="ema")
+    assert not (tmp_path / "again.pt").exists()
+    with pytest.raises(ValueError, match="both, ema or raw"):
+        slim_checkpoint(trained, tmp_path / "x.pt", weights="half")
+    assert cli(cli_checkpoint, "checkpoint", "slim", trained, "-o", trained) == 2
+    assert "must not replace" in capsys.readouterr().err
+    assert (
+        cli(cli_checkpoint, "checkpoint", "slim", tmp_path / "none.pt", "-o", tmp_path / "s") == 2
+    )
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_a_slim_checkpoint_starts_a_run_but_cannot_resume_one(trained, tmp_path):
+    from training.checkpoint import slim_checkpoint
+
+    slim = slim_checkpoint(trained, tmp_path / "slim.pt")
+    out = tmp_path / "run"
+    config = load_config(LPRN, "smoke", [f"out_dir={out}", "train.steps=1",
+                                         f"model.init={tmp_path / 'slim.pt'}"])  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    assert trainer.init_info["steps"] == slim["step"] and trainer.init_info["weights"] == "ema"
+    trainer.close()
+    shutil.copyfile(tmp_path / "slim.pt", tmp_path / "last.pt")
+    config = load_config(LPRN, "smoke", [f"out_dir={tmp_path / 'run2'}"])
+    with pytest.raises(ConfigError, match=r"slimmed .* cannot resume a run"):
+        Trainer(config, resume=tmp_path / "last.pt", progress=False)
+
+
+def test_split_and_join_round_trip_and_catch_damage(tmp_path, capsys):
+    from training import cli_checkpoint
+    from training.checkpoint import CheckpointError, join_parts, split_file
+
+    data = np.random.default_rng(0).integers(0, 256, 2500, dtype=np.uint8).tobytes()
+    src = tmp_path / "big.pt"
+    src.write_bytes(data)
+    manifest = split_file(src, tmp_path / "parts", part_bytes=1000)
+    meta = json.loads(manifest.read_text())
+    assert [p["size"] for p in meta["parts"]] == [1000, 1000, 500] and meta["size"] == 2500
+    out = join_parts(manifest, tmp_path / "back.pt")
+    assert out.read_bytes() == data
+    # a damaged part: nothing written
+    part = tmp_path / "parts" / "big.pt.001"
+    part.write_bytes(b"x" + part.read_bytes()[1:])
+    with pytest.raises(CheckpointError, match=r"big\.pt\.001 is damaged"):
+        join_parts(manifest, tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()
+    part.unlink()
+    with pytest.raises(CheckpointError, match=r"big\.pt\.001 is missing"):
+        join_parts(manifest)
+    with pytest.raises(CheckpointError, match=r"big\.pt is not a readable parts manifest"):
+        join_parts(src)
+    (tmp_path / "other.json").write_text('{"format": "something else"}')
+    with pytest.raises(CheckpointError, match=r"other\.json is not a parts manifest"):
+        join_parts(tmp_path / "other.json")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    one = json.loads(split_file(empty, tmp_path / "e").read_text())["parts"]
+    assert [p["size"] for p in one] == [0]
+    # the command: sizes in MiB, refusals
+    assert cli(cli_checkpoint, "checkpoint", "split", src, "-o", tmp_path / "p2",
+               "--part-mib", 0.001) == 0  # fmt: skip
+    assert "3 part(s)" in capsys.readouterr().out
+    joined = tmp_path / "p2" / "big.pt"
+    assert cli(cli_checkpoint, "checkpoint", "join", tmp_path / "p2" / "big.pt.parts.json") == 0
+    assert joined.read_bytes() == data
+    assert cli(cli_checkpoint, "checkpoint", "join", tmp_path / "p2" / "big.pt.parts.json") == 2
+    assert "exists (--overwrite replaces it)" in capsys.readouterr().err
+    argv = ["checkpoint", "join", tmp_path / "p2" / "big.pt.parts.json", "--overwrite"]
+    assert cli(cli_checkpoint, *argv) == 0
+    assert cli(cli_checkpoint, "checkpoint", "split", src, "-o", tmp_path / "p3",
+               "--part-mib", 0) == 2  # fmt: skip
+    assert "--part-mib must be positive" in capsys.readouterr().err
+    assert cli(cli_checkpoint, "checkpoint", "join", tmp_path / "none.json") == 2
+    assert "no such manifest" in capsys.readouterr().err
