@@ -86,15 +86,11 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     Returns:
         ``path``.
     """
+    from engine.atomic import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -221,16 +217,6 @@ def slim_checkpoint(
     return slim
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def split_file(
     path: str | os.PathLike, out_dir: str | os.PathLike, part_bytes: int = 16 << 20
 ) -> Path:
@@ -248,6 +234,8 @@ def split_file(
     """
     import json
 
+    from engine.modelcard import sha256_of
+
     path, out_dir = Path(path), Path(out_dir)
     if part_bytes < 1:
         raise ValueError(f"part size must be at least 1 byte, got {part_bytes}")
@@ -259,7 +247,9 @@ def split_file(
         for index in range(max(1, -(-path.stat().st_size // part_bytes))):
             part = out_dir / f"{path.name}.{index:03d}"
             part.write_bytes(f.read(part_bytes))
-            parts.append({"file": part.name, "size": part.stat().st_size, "sha256": _sha256(part)})
+            parts.append(
+                {"file": part.name, "size": part.stat().st_size, "sha256": sha256_of(part)}
+            )
     manifest = out_dir / f"{path.name}.parts.json"
     manifest.write_text(
         json.dumps(
@@ -267,7 +257,7 @@ def split_file(
                 "format": PARTS_FORMAT,
                 "name": path.name,
                 "size": path.stat().st_size,
-                "sha256": _sha256(path),
+                "sha256": sha256_of(path),
                 "parts": parts,
             },
             indent=1,
@@ -276,13 +266,16 @@ def split_file(
     return manifest
 
 
-def join_parts(manifest: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+def join_parts(
+    manifest: str | os.PathLike, out: str | os.PathLike | None = None, overwrite: bool = True
+) -> Path:
     """Put together what :func:`split_file` cut, checking every part and the whole.
 
     Args:
         manifest: the ``NAME.parts.json`` file; the parts are read from its folder.
         out: the file to write (default: ``NAME`` beside the manifest); written atomically,
             so a failed check leaves nothing behind.
+        overwrite: whether an existing ``out`` may be replaced.
 
     Returns:
         The joined file's path.
@@ -290,8 +283,12 @@ def join_parts(manifest: str | os.PathLike, out: str | os.PathLike | None = None
     Raises:
         CheckpointError: not a manifest, a part missing, of another size or damaged, or the
             joined file not the one that was cut.
+        FileExistsError: ``out`` exists and ``overwrite`` is false.
     """
     import json
+
+    from engine.atomic import atomic_output
+    from engine.modelcard import sha256_of
 
     manifest = Path(manifest)
     try:
@@ -305,18 +302,15 @@ def join_parts(manifest: str | os.PathLike, out: str | os.PathLike | None = None
         file = folder / part["file"]
         if not file.is_file():
             raise CheckpointError(f"part {part['file']} is missing from {folder}")
-        if file.stat().st_size != part["size"] or _sha256(file) != part["sha256"]:
+        if file.stat().st_size != part["size"] or sha256_of(file) != part["sha256"]:
             raise CheckpointError(f"part {part['file']} is damaged (size or sha256 differ)")
     out = Path(out) if out is not None else folder / meta["name"]
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists (--overwrite replaces it)")
+    with atomic_output(out) as tmp:
         with tmp.open("wb") as f:
             for part in meta["parts"]:
                 f.write((folder / part["file"]).read_bytes())
-        if tmp.stat().st_size != meta["size"] or _sha256(tmp) != meta["sha256"]:
+        if tmp.stat().st_size != meta["size"] or sha256_of(tmp) != meta["sha256"]:
             raise CheckpointError(f"the joined {meta['name']} differs from the one that was cut")
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out

@@ -84,13 +84,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if not args.manifest.is_file():
                 raise FileNotFoundError(f"no such manifest: {args.manifest}")
-            out = args.out
-            if out is None:
-                name = args.manifest.name.removesuffix(".parts.json")
-                out = args.manifest.parent / name
-            if out.exists() and not args.overwrite:
-                raise FileExistsError(f"{out} exists (--overwrite replaces it)")
-            out = join_parts(args.manifest, out)
+            out = join_parts(args.manifest, args.out, overwrite=args.overwrite)
             print(f"{out}: {_mib(out.stat().st_size)}, every part and the whole checked")
     except (CheckpointError, OSError, ValueError) as exc:
         print(f"rtdeblur checkpoint: {exc}", file=sys.stderr)
