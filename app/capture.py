@@ -222,8 +222,11 @@ class CaptureThread(QThread):
             paced = self.opened.seekable and self.playing and not self._deliver_once
             self._read_and_hand_over(paced=paced)
 
-    def _seek(self, seconds: float) -> None:
-        self.slot.clear()
+    def _seek(self, seconds: float, keep_pending: bool = False) -> None:
+        # A user's seek discards a frame not yet taken (it belongs to the old position); the
+        # loop at a file's end keeps it, or the last frame would never be shown.
+        if not keep_pending:
+            self.slot.clear()
         base = self.start_time or 0.0
         self.source.seek(base + seconds)
         self._anchor = None
@@ -291,8 +294,10 @@ class CaptureThread(QThread):
         with self._cond:
             loop = self._loop and self._playing
         if loop and self.captured > 0:
-            self._seek(0.0)
-            self._deliver_once = False  # keep the clock: the first frame is paced like any
+            restart = self._loop_anchor()
+            self._seek(0.0, keep_pending=True)
+            self._anchor = restart
+            self._deliver_once = False  # the first frame is paced like any other
             return
         with self._cond:
             was_playing = self._playing
@@ -301,6 +306,15 @@ class CaptureThread(QThread):
         if was_playing:
             self.playing_changed.emit(False)
             self.ended.emit(self.generation)
+
+    def _loop_anchor(self) -> tuple[float, float] | None:
+        """The clock for a file that starts again: its first frame is due one frame interval
+        after the last one was, so the last frame stays on screen as long as the others."""
+        if self._anchor is None or self.start_time is None or len(self._times) < 2:
+            return None
+        wall0, media0 = self._anchor
+        last, before = self._times[-1], self._times[-2]
+        return wall0 + (last - media0) + max(0.0, last - before), self.start_time
 
     def _wait_until_due(self, media_time: float) -> None:
         now = time.perf_counter()

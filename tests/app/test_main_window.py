@@ -99,10 +99,28 @@ def test_playback_steps_seeks_and_pauses(qtbot, make_window, small_clip):
     shown(8)
     assert window.playback.seek_slider.value() == 800
     assert window.playback.time_label.text().startswith("0:00.8")
+    before = len(window.pairs)
     window.toggle_play()
-    shown(11)
+    # Playing on from 0.8 s reaches the last frame (11); the clip loops after it, so the test
+    # only asks that it was painted, not that it is still the latest.
+    qtbot.waitUntil(lambda: 11 in [p.captured.frame.index for p in window.pairs[before:]])
     window.toggle_play()
     assert not window._capture.playing
+
+
+def test_a_looping_clip_shows_its_last_frame_before_starting_again(qtbot, make_window, small_clip):
+    window = make_window(passthrough=True)
+    assert window.loop_action.isChecked()
+    window.open_path(small_clip, playing=True)
+
+    def shown():
+        return [p.captured.frame.index for p in window.pairs]
+
+    qtbot.waitUntil(lambda: shown().count(0) >= 2, timeout=30000)
+    indices = shown()
+    start = indices.index(0)
+    lap = indices[start : indices.index(0, start + 1)]
+    assert lap == sorted(lap) and lap[0] == 0 and lap[-1] == 11
 
 
 def test_dragging_the_divider_moves_it(qtbot, make_window, small_clip):
