@@ -43,6 +43,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from engine.modelcard import find_cards
 from engine.models import create_model, get_spec
 from training.checkpoint import (
     CheckpointError,
@@ -56,7 +57,7 @@ from training.config import ConfigError, config_differences, dump_config
 from training.ema import ModelEMA
 from training.evaluate import Evaluator, TorchRestorer, load_lpips, validation_pairs
 from training.losses import final_output
-from training.run_log import ProgressBar, RunLog, plot_run, read_log
+from training.run_log import ProgressBar, RunLog, lineage, plot_run, read_log
 from training.sampler import EpochIndexedDataset, InfiniteSampler
 from training.schedules import LRSchedule, build_schedule, steps_of
 
@@ -436,7 +437,9 @@ class Trainer:
 
         A training checkpoint gives its EMA weights when it kept them (the ones it validated
         and would export), else its raw weights; its steps, time and hardware are kept so that
-        the model card can account for the whole training. A plain state dict gives itself.
+        the model card can account for the whole training. A plain state dict gives itself,
+        and when a model card beside it names it as its weights (a shipped model), the card's
+        training record stands for the runs behind it.
         """
         if not path:
             return None
@@ -468,6 +471,7 @@ class Trainer:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:  # torch raises many types for damaged or foreign files
                 raise ConfigError(f"model.init: cannot read {path} ({exc})") from None
+            info.update(self._card_record(path))
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -475,6 +479,35 @@ class Trainer:
                 f"model.init: {path} does not fit {self.spec.name!r}: {exc}"
             ) from None
         return info
+
+    def _card_record(self, path: str) -> dict[str, Any]:
+        """The ``init`` record of a weights file that a model card beside it ships, else {}."""
+        target = Path(path).resolve()
+        cards, _ = find_cards(target.parent)
+        card = next((c for c in cards if c.weights and c.weights_path.resolve() == target), None)
+        if card is None:
+            return {}
+        if card.architecture != self.spec.name:
+            raise ConfigError(
+                f"model.init: {path} holds {card.architecture!r} (its card {card.path.name}), "
+                f"the config builds {self.spec.name!r}"
+            )
+        t = card.training or {}
+        before = t.get("initialised_from")
+        seconds = t.get("train_seconds")  # the card's total: this record's run is the rest
+        if seconds is not None:
+            seconds -= sum(float(i.get("train_seconds") or 0.0) for i in lineage(before))
+        return {
+            "card": os.fspath(card.path.resolve()),
+            "weights": t.get("weights"),
+            "steps": int(t.get("run_steps") or t.get("steps") or 0),
+            "train_seconds": seconds,
+            "hardware": t.get("hardware"),
+            "recipe": t.get("recipe"),
+            "variant": t.get("variant"),
+            "best": None,
+            "init": before,
+        }
 
     def _build_losses(self) -> None:
         from training.losses import build_loss

@@ -1,4 +1,5 @@
 import io
+import json
 import math
 import os
 import random
@@ -348,6 +349,48 @@ def test_checkpoints_record_training_time_and_hardware(tmp_path):
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["train_seconds"] > 0
     assert ckpt["hardware"] and "cores" in ckpt["hardware"][0]
+
+
+def test_init_from_a_shipped_model_keeps_its_cards_training_record(tmp_path):
+    """model.init on a .pth that a model card beside it ships: the card's training stands in
+    for the runs behind the weights, so a new card counts their steps and time too."""
+    from engine.models import create_model
+    from training.config import ConfigError
+
+    models = tmp_path / "models"
+    models.mkdir()
+    state = create_model("lprn").state_dict()
+    torch.save(state, models / "mine.pth")
+    older = {"steps": 30, "train_seconds": 20.0, "recipe": "lprn", "variant": "cpu", "init": None}
+    training = {"recipe": "lprn", "variant": "cpu_pool", "weights": "ema", "steps": 100,
+                "run_steps": 70, "train_seconds": 50.0, "hardware": ["cpu x"],
+                "initialised_from": older}  # fmt: skip
+    card = {"name": "mine", "architecture": "lprn", "version": "1", "input_range": [-1, 1],
+            "multiple": 4, "onnx": "mine.onnx", "sha256": "0", "weights": "mine.pth",
+            "training": training}  # fmt: skip
+    (models / "mine.json").write_text(json.dumps(card))
+    init = f"model.init={models / 'mine.pth'}"
+    trainer = Trainer(_smoke_config("lprn", tmp_path / "run", "data.val=null", init),
+                      progress=False)  # fmt: skip
+    try:
+        info = trainer.init_info
+        got = trainer.model_module.state_dict()
+        assert all(torch.equal(got[k], v) for k, v in state.items())
+    finally:
+        trainer.close()
+    assert info["card"] == str((models / "mine.json").resolve())
+    assert (info["steps"], info["train_seconds"]) == (70, 30.0)  # the card's own run
+    assert info["init"] == older and info["recipe"] == "lprn" and info["weights"] == "ema"
+    assert info["variant"] == "cpu_pool" and info["hardware"] == ["cpu x"]
+
+    (models / "mine.json").write_text(json.dumps({**card, "architecture": "srn"}))
+    with pytest.raises(ConfigError, match=r"holds 'srn' .*the config builds 'lprn'"):
+        Trainer(_smoke_config("lprn", tmp_path / "b", "data.val=null", init), progress=False)
+    (models / "mine.json").write_text(json.dumps({**card, "weights": "other.pth"}))
+    trainer = Trainer(_smoke_config("lprn", tmp_path / "c", "data.val=null", init),
+                      progress=False)  # fmt: skip
+    trainer.close()
+    assert "card" not in trainer.init_info and "steps" not in trainer.init_info
 
 
 @needs_photos
