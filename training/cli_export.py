@@ -10,8 +10,9 @@
 3. ONNX Runtime is checked against PyTorch on a real photo (from the recipe's validation
    folder, or ``--photo``) and on an odd-sized crop of it; the max error is printed and must be
    below 1/255 of the value range, else the command fails and writes no card;
-4. ``--fp16`` also writes ``NAME.fp16.onnx`` and prints its max error on the photo in 8-bit
-   levels; a copy that differs by more than ``--fp16-tolerance`` levels (default 2) is not
+4. ``--fp16`` also writes ``NAME.fp16.onnx`` and prints its max error in 8-bit levels on the
+   photo and on every photo of the recipe's validation folder (up to its ``limit``); a copy
+   that differs by more than ``--fp16-tolerance`` levels (default 2) on any of them is not
    kept, and the card names no fp16 file;
 5. the validation set of the recipe is run through the written ONNX file with the engine's
    ONNX Runtime backend: PSNR, SSIM and LPIPS of output and input, and the gains;
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=FP16_TOLERANCE_LEVELS,
         metavar="LEVELS",
         help="keep the fp16 copy only if it is within this many 8-bit levels of fp32 on the "
-        f"photo (default {FP16_TOLERANCE_LEVELS:g})",
+        f"photo and every validation photo (default {FP16_TOLERANCE_LEVELS:g})",
     )
     parser.add_argument(
         "--int8",
@@ -160,6 +161,23 @@ def _pick_photo(explicit: str | None, config: dict[str, Any] | None) -> Path:
     if folder.is_dir():
         return list_images(folder)[0]
     raise DatasetError("no photo for the parity check: pass --photo PATH")
+
+
+def _fp16_check_photos(photo_path: Path, config: dict[str, Any] | None) -> list[Path]:
+    """The parity photo and the recipe's validation photos (the blurred ones of a paired
+    set; up to its ``limit``): an fp16 copy must hold on all of them, not on one image."""
+    from training.data.paired import find_pairs, list_images
+
+    val = (config or {}).get("data", {}).get("val") or {}
+    root = val.get("root")
+    found: list[Path] = []
+    if root and Path(root).is_dir():
+        found = (
+            [b for b, _ in find_pairs(root)] if val.get("type") == "paired" else list_images(root)
+        )
+    if val.get("limit"):
+        found = found[: int(val["limit"])]
+    return [photo_path, *(p for p in found if p != photo_path)]
 
 
 def _shrink(photo: Any, max_side: int | None) -> Any:
@@ -297,8 +315,20 @@ def run(args: argparse.Namespace) -> int:
             convert_to_fp16(path, fp16_path)
         except (ValueError, RuntimeError) as exc:
             return _fail(f"fp16 conversion failed: {exc}", status=1)
-        err16 = fp16_max_error(path, fp16_path, photo, (lo, hi), spec.multiple)
-        summary = f"fp16 vs fp32 on {photo_path.name}: max error {err16:.0f} of 255 (8-bit levels)"
+        checked = []
+        try:
+            for p in _fp16_check_photos(photo_path, config):
+                image = photo if p == photo_path else _shrink(read_rgb(p), args.photo_max_side)
+                err = fp16_max_error(path, fp16_path, image, (lo, hi), spec.multiple)
+                checked.append((err, p.name))
+        except (DatasetError, OSError) as exc:
+            fp16_path.unlink()
+            return _fail(f"fp16 check: {exc}", status=1)
+        err16, worst_name = max(checked, key=lambda c: c[0])
+        where = (
+            photo_path.name if len(checked) == 1 else f"{len(checked)} photos (worst {worst_name})"
+        )
+        summary = f"fp16 vs fp32 on {where}: max error {err16:.0f} of 255 (8-bit levels)"
         if err16 > args.fp16_tolerance:
             fp16_path.unlink()
             fp16_path = None

@@ -236,6 +236,24 @@ def test_export_without_ema_and_of_a_registry_network(trained, tmp_path, capsys)
     capsys.readouterr()
 
 
+def test_export_checks_fp16_on_every_validation_photo(trained, tmp_path, capsys, monkeypatch):
+    import engine.backends.fp16_onnx
+    from training.data.paired import list_images
+
+    errors = iter([1.0, 5.0])  # fine on the parity photo, over on the next validation photo
+    monkeypatch.setattr(engine.backends.fp16_onnx, "fp16_max_error", lambda *a, **k: next(errors))
+    argv = ["export", trained, "-o", tmp_path / "m.onnx", "--fp16", "--no-metrics"]
+    assert cli(cli_export, *argv, "--photo-max-side", 64) == 0
+    second = list_images(PHOTOS / "val")[1].name  # the smoke recipe's validation limit is 2
+    assert (
+        f"fp16 vs fp32 on 2 photos (worst {second}): max error 5 of 255 (8-bit levels): over "
+        "the tolerance of 2, not kept" in capsys.readouterr().out
+    )
+    assert next(errors, None) is None  # both photos checked, no more
+    assert load_card(tmp_path / "m.json").onnx_fp16 is None
+    assert not (tmp_path / "m.fp16.onnx").exists()
+
+
 @needs_photos
 def test_export_drops_an_fp16_copy_over_the_tolerance(tmp_path, capsys, monkeypatch):
     import engine.backends.fp16_onnx
