@@ -143,41 +143,34 @@ def _default_photo_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / "val"
 
 
+def _validation_photos(config: dict[str, Any] | None) -> list[Path]:
+    """The photos of the recipe's validation folder (the blurred ones of a paired set), up to
+    its ``limit``; empty when the recipe names no existing folder."""
+    from training.data.paired import find_pairs, list_images
+
+    val = (config or {}).get("data", {}).get("val") or {}
+    root = val.get("root")
+    if not (root and Path(root).is_dir()):
+        return []
+    found = [b for b, _ in find_pairs(root)] if val.get("type") == "paired" else list_images(root)
+    return found[: int(val["limit"])] if val.get("limit") else found
+
+
 def _pick_photo(explicit: str | None, config: dict[str, Any] | None) -> Path:
-    from training.data.paired import DatasetError, find_pairs, list_images
+    from training.data.paired import DatasetError, list_images
 
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise DatasetError(f"photo not found: {path}")
         return path
-    val = (config or {}).get("data", {}).get("val") or {}
-    root = val.get("root")
-    if root and Path(root).is_dir():
-        if val.get("type") == "paired":
-            return find_pairs(root)[0][0]
-        return list_images(root)[0]
+    found = _validation_photos(config)
+    if found:
+        return found[0]
     folder = _default_photo_dir()
     if folder.is_dir():
         return list_images(folder)[0]
     raise DatasetError("no photo for the parity check: pass --photo PATH")
-
-
-def _fp16_check_photos(photo_path: Path, config: dict[str, Any] | None) -> list[Path]:
-    """The parity photo and the recipe's validation photos (the blurred ones of a paired
-    set; up to its ``limit``): an fp16 copy must hold on all of them, not on one image."""
-    from training.data.paired import find_pairs, list_images
-
-    val = (config or {}).get("data", {}).get("val") or {}
-    root = val.get("root")
-    found: list[Path] = []
-    if root and Path(root).is_dir():
-        found = (
-            [b for b, _ in find_pairs(root)] if val.get("type") == "paired" else list_images(root)
-        )
-    if val.get("limit"):
-        found = found[: int(val["limit"])]
-    return [photo_path, *(p for p in found if p != photo_path)]
 
 
 def _shrink(photo: Any, max_side: int | None) -> Any:
@@ -317,7 +310,9 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"fp16 conversion failed: {exc}", status=1)
         checked = []
         try:
-            for p in _fp16_check_photos(photo_path, config):
+            # The parity photo and every validation photo: not one lucky image.
+            others = [p for p in _validation_photos(config) if p != photo_path]
+            for p in [photo_path, *others]:
                 image = photo if p == photo_path else _shrink(read_rgb(p), args.photo_max_side)
                 err = fp16_max_error(path, fp16_path, image, (lo, hi), spec.multiple)
                 checked.append((err, p.name))
